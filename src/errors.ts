@@ -1,0 +1,75 @@
+// Every failure in Gatehouse is a GatehouseError with a stable code and an HTTP status.
+// docs/errors.md lists every code below; test/errors.test.ts keeps the two in step.
+// This module imports nothing, so every part may depend on it.
+
+export interface ErrorSpec {
+  readonly status: number;
+  readonly summary: string;
+}
+
+export const ERROR_CODES = {
+  // generic
+  ERR_BAD_REQUEST: { status: 400, summary: 'The request is malformed.' },
+  ERR_NOT_FOUND: { status: 404, summary: 'No such resource or route.' },
+  ERR_INTERNAL: { status: 500, summary: 'An unexpected failure; details are logged, never returned.' },
+  ERR_NOT_READY: { status: 503, summary: 'The gateway is starting or a dependency is down.' },
+  ERR_USAGE: { status: 400, summary: 'A CLI command was called with wrong arguments.' },
+  // config
+  ERR_CONFIG_INVALID: { status: 500, summary: 'The configuration has an unknown key, a wrong type or a bad value.' },
+  ERR_CONFIG_NOT_FOUND: { status: 500, summary: 'The configuration file does not exist or cannot be read.' },
+  // store
+  ERR_STORE_CONFLICT: { status: 409, summary: 'A compare-and-swap failed: the key changed (or exists) since it was read.' },
+  ERR_STORE_COMPACTED: { status: 410, summary: 'The requested revision has been compacted away.' },
+  ERR_STORE_FUTURE_REVISION: { status: 400, summary: 'The requested revision is newer than the store.' },
+  ERR_STORE_KEY_EMPTY: { status: 400, summary: 'An empty key was given.' },
+  ERR_STORE_KEY_TOO_LARGE: { status: 413, summary: 'A key is longer than the store allows.' },
+  ERR_STORE_VALUE_TOO_LARGE: { status: 413, summary: 'A value is larger than the store allows.' },
+  ERR_STORE_TXN_TOO_LARGE: { status: 413, summary: 'A transaction has too many operations or bytes.' },
+  ERR_STORE_BAD_ARGUMENT: { status: 400, summary: 'A store call had an invalid argument (range, revision, limit, ttl).' },
+  ERR_STORE_LEASE_NOT_FOUND: { status: 404, summary: 'The lease does not exist or has expired.' },
+  ERR_STORE_UNAVAILABLE: { status: 503, summary: 'The store cannot be reached or did not answer in time.' },
+  ERR_STORE_CLOSED: { status: 503, summary: 'The store was closed.' },
+  ERR_STORE_LOCKED: { status: 503, summary: 'Another process holds the embedded store open.' },
+  ERR_STORE_CORRUPT: { status: 500, summary: 'The embedded store holds data it cannot decode.' },
+  // bus
+  ERR_BUS_UNAVAILABLE: { status: 503, summary: 'The bus cannot be reached or did not acknowledge in time.' },
+  ERR_BUS_CLOSED: { status: 503, summary: 'The bus was closed.' },
+  ERR_BUS_BAD_SUBJECT: { status: 400, summary: 'A subject or subject pattern is malformed.' },
+  ERR_BUS_PAYLOAD_TOO_LARGE: { status: 413, summary: 'A bus message is larger than allowed.' },
+  ERR_BUS_SEQUENCE_GONE: { status: 410, summary: 'A subscription asked to resume from a sequence the bus no longer retains.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface GatehouseErrorOptions {
+  cause?: unknown;
+  /** True when the same call may succeed if retried (timeouts, leader changes). */
+  retryable?: boolean;
+  /** Safe, non-secret details that may be shown to the caller. */
+  details?: Readonly<Record<string, unknown>>;
+}
+
+export class GatehouseError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message?: string, options: GatehouseErrorOptions = {}) {
+    super(message ?? ERROR_CODES[code].summary, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatehouseError';
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.retryable = options.retryable ?? false;
+    this.details = options.details;
+  }
+
+  /** The body sent to clients: never a stack, never a cause. */
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isGatehouseError(err: unknown, code?: ErrorCode): err is GatehouseError {
+  return err instanceof GatehouseError && (code === undefined || err.code === code);
+}
