@@ -1,0 +1,33 @@
+// The CLI's command table: each command declares its flags once, so --help and parsing agree.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { GatehouseError } from '../errors.js';
+
+export interface CliIO {
+  out(line: string): void;
+  err(line: string): void;
+  env: Readonly<Record<string, string | undefined>>;
+  /** Resolves when the process is asked to stop (SIGINT/SIGTERM). */
+  stopSignal: Promise<string>;
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+export interface Command {
+  /** Words that name the command, e.g. ['store', 'status']. */
+  name: string[];
+  summary: string;
+  usage: string;
+  options: Options;
+  run(args: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] }, io: CliIO): Promise<number>;
+}
+
+export const configOption = { config: { type: 'string', short: 'c', default: './gatehouse.yaml' } } as const satisfies Options;
+
+export function parseCommandArgs(cmd: Command, argv: string[]): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    return { values, positionals };
+  } catch (cause) {
+    throw new GatehouseError('ERR_USAGE', `${(cause as Error).message}\nusage: ${cmd.usage}`, { cause });
+  }
+}

@@ -1,0 +1,39 @@
+import { loadConfig } from '../config/index.js';
+import { openStore, type Store } from '../store/index.js';
+import { openBus, type Bus } from '../bus/index.js';
+import { systemClock } from '../lib/clock.js';
+import { buildApp, REDACT } from '../app.js';
+import { configOption, type Command } from './command.js';
+
+export const serveCommand: Command = {
+  name: ['serve'],
+  summary: 'Start the gateway (opens the store and the bus, serves the listeners in the config)',
+  usage: 'gatehouse serve [--config gatehouse.yaml] [--log-level info]',
+  options: { ...configOption, 'log-level': { type: 'string', default: 'info' } },
+  async run({ values }, io) {
+    const config = await loadConfig(String(values.config), io.env);
+    let store: Store | undefined;
+    let bus: Bus | undefined;
+    try {
+      store = await openStore(config.store.kind === 'embedded' ? { kind: 'embedded', path: config.store.path } : config.store);
+      bus = await openBus(config.bus);
+      const app = await buildApp(config, {
+        store,
+        bus,
+        clock: systemClock,
+        logger: { level: String(values['log-level']), redact: REDACT },
+      });
+      const admin = config.listeners.admin;
+      await app.admin.listen({ host: admin.address, port: admin.port });
+      const where = config.store.kind === 'embedded' ? config.store.path : config.store.endpoints.join(',');
+      io.out(`gatehouse: store ${config.store.kind} (${where}), bus ${config.bus.kind}; admin on http://${admin.address}:${admin.port} (/healthz, /readyz)`);
+      const signal = await io.stopSignal;
+      io.out(`gatehouse: ${signal}, shutting down`);
+      await app.close();
+      return 0;
+    } finally {
+      await bus?.close().catch(() => undefined);
+      await store?.close().catch(() => undefined);
+    }
+  },
+};

@@ -1,0 +1,46 @@
+import { loadConfig, type GatehouseConfig } from '../config/index.js';
+import { openStore, type Store } from '../store/index.js';
+import { GatehouseError } from '../errors.js';
+import { configOption, type Command } from './command.js';
+
+async function withStore<T>(config: GatehouseConfig, fn: (s: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(config.store.kind === 'embedded' ? { kind: 'embedded', path: config.store.path } : config.store);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+export const storeStatusCommand: Command = {
+  name: ['store', 'status'],
+  summary: "Print the store's kind, current revision and key count under /gatehouse/",
+  usage: 'gatehouse store status [--config gatehouse.yaml]',
+  options: { ...configOption },
+  async run({ values }, io) {
+    const config = await loadConfig(String(values.config), io.env);
+    const status = await withStore(config, async (s) => {
+      const r = await s.range({ prefix: '/gatehouse/' }, { keysOnly: true, limit: 1 });
+      return { kind: s.kind, revision: await s.revision(), keys: r.count };
+    });
+    io.out(JSON.stringify(status));
+    return 0;
+  },
+};
+
+export const storeCompactCommand: Command = {
+  name: ['store', 'compact'],
+  summary: 'Discard history older than a revision (reads at older revisions then fail)',
+  usage: 'gatehouse store compact <revision> [--config gatehouse.yaml]',
+  options: { ...configOption },
+  async run({ values, positionals }, io) {
+    const rev = Number(positionals[0]);
+    if (positionals.length !== 1 || !Number.isSafeInteger(rev) || rev <= 0) {
+      throw new GatehouseError('ERR_USAGE', `expected one positive revision\nusage: ${this.usage}`);
+    }
+    const config = await loadConfig(String(values.config), io.env);
+    await withStore(config, (s) => s.compact(rev));
+    io.out(JSON.stringify({ compacted: rev }));
+    return 0;
+  },
+};

@@ -1,0 +1,148 @@
+// Typed, validated configuration: a YAML file plus GATEHOUSE_* environment overrides.
+// Pure: the caller hands in the file text and the environment.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import { GatehouseError } from '../errors.js';
+import { bool, byKind, int, list, obj, oneOf, optional, required, str, withDefault, Issues, type Path } from './schema.js';
+
+const hostname = str({ pattern: /^[A-Za-z0-9.:[\]-]+$/, hint: 'a host name or IP address' });
+const port = int({ min: 0, max: 65535 });
+const endpoint = str({ pattern: /^https?:\/\/[^\s/]+$/, hint: 'an endpoint like http://127.0.0.1:2379' });
+
+const listener = obj({
+  address: withDefault(hostname, () => '127.0.0.1'),
+  port: required(port),
+  cert: optional(str()),
+  key: optional(str()),
+});
+
+const schema = obj({
+  trustDomain: withDefault(str({ pattern: /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, hint: 'a lowercase DNS name like example.org' }), () => 'gatehouse.local'),
+  store: withDefault(
+    byKind({
+      embedded: obj({ kind: required(oneOf('embedded')), path: required(str()) }),
+      etcd: obj({
+        kind: required(oneOf('etcd')),
+        endpoints: required(list(endpoint, { min: 1 })),
+        timeoutMs: optional(int({ min: 50, max: 60_000 })),
+        tls: optional(obj({ caFile: optional(str()), certFile: optional(str()), keyFile: optional(str()) })),
+        auth: optional(obj({ username: required(str()), password: required(str()) })),
+      }),
+    }),
+    () => ({ kind: 'embedded' as const, path: './data' }),
+  ),
+  bus: withDefault(
+    byKind({
+      memory: obj({ kind: required(oneOf('memory')), retain: optional(int({ min: 1 })) }),
+      nats: obj({
+        kind: required(oneOf('nats')),
+        servers: required(list(str({ pattern: /^(nats|tls):\/\/[^\s/]+$|^[^\s:/]+:\d+$/, hint: 'a server like nats://127.0.0.1:4222' }), { min: 1 })),
+        stream: optional(str({ pattern: /^[A-Za-z0-9_-]+$/, hint: 'a JetStream stream name (letters, digits, _ and -)' })),
+        timeoutMs: optional(int({ min: 50, max: 60_000 })),
+      }),
+    }),
+    () => ({ kind: 'memory' as const }),
+  ),
+  pki: withDefault(obj({ dir: required(str()) }), () => ({ dir: './certs' })),
+  policies: withDefault(obj({ dir: required(str()) }), () => ({ dir: './policies' })),
+  listeners: withDefault(
+    obj({
+      service: optional(listener),
+      human: optional(listener),
+      admin: withDefault(listener, () => ({ address: '127.0.0.1', port: 9090 })),
+    }),
+    () => ({ admin: { address: '127.0.0.1', port: 9090 } }),
+  ),
+  routes: withDefault(
+    list(
+      obj({
+        host: required(hostname),
+        namespace: required(str({ pattern: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, hint: 'a DNS label' })),
+        service: required(str({ pattern: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, hint: 'a DNS label' })),
+        upstream: required(str({ pattern: /^https?:\/\/[^\s]+$/, hint: 'an http:// or https:// URL' })),
+        passAuthorization: optional(bool()),
+      }),
+    ),
+    () => [],
+  ),
+});
+
+type Parsed = NonNullable<ReturnType<typeof schema>>;
+export type GatehouseConfig = Parsed & {
+  /** Where the config came from; relative paths in it were resolved against its folder. */
+  source: string;
+};
+export type ListenerConfig = NonNullable<Parsed['listeners']['admin']>;
+export type RouteConfig = Parsed['routes'][number];
+
+function sameKind(section: unknown, kind: string): boolean {
+  return section !== null && typeof section === 'object' && (section as Record<string, unknown>).kind === kind;
+}
+
+/** GATEHOUSE_* variables that override the file (12-factor style, for containers). */
+const ENV_OVERRIDES: Record<string, (cfg: Record<string, unknown>, v: string) => void> = {
+  GATEHOUSE_TRUST_DOMAIN: (c, v) => { c.trustDomain = v; },
+  // A different kind replaces the whole section: the file's keys for the old kind do not apply.
+  GATEHOUSE_STORE_KIND: (c, v) => { c.store = sameKind(c.store, v) ? c.store : { kind: v }; },
+  GATEHOUSE_STORE_PATH: (c, v) => { c.store = { ...(c.store as object), path: v }; },
+  GATEHOUSE_STORE_ENDPOINTS: (c, v) => { c.store = { ...(c.store as object), endpoints: v.split(',').map((s) => s.trim()) }; },
+  GATEHOUSE_BUS_KIND: (c, v) => { c.bus = sameKind(c.bus, v) ? c.bus : { kind: v }; },
+  GATEHOUSE_BUS_SERVERS: (c, v) => { c.bus = { ...(c.bus as object), servers: v.split(',').map((s) => s.trim()) }; },
+  GATEHOUSE_ADMIN_PORT: (c, v) => {
+    const l = (c.listeners ?? {}) as Record<string, unknown>;
+    c.listeners = { ...l, admin: { ...(l.admin as object), port: Number(v) } };
+  },
+};
+export const ENV_OVERRIDE_NAMES = Object.keys(ENV_OVERRIDES);
+
+function formatPath(p: Path): string {
+  return p.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('') || '(top level)';
+}
+
+/** Parses and validates config text; `source` names the file in messages and anchors relative paths. */
+export function parseConfig(text: string, source: string, env: Readonly<Record<string, string | undefined>> = {}): GatehouseConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new GatehouseError('ERR_CONFIG_INVALID', `${source}: ${doc.errors.map((e) => e.message).join('; ')}`);
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new GatehouseError('ERR_CONFIG_INVALID', `${source}: the top level must be a map`);
+  }
+  const input = raw as Record<string, unknown>;
+  for (const [name, apply] of Object.entries(ENV_OVERRIDES)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') apply(input, v);
+  }
+  const issues = new Issues();
+  const parsed = schema(input, [], issues);
+  if (parsed === undefined || issues.list.length > 0) {
+    const lines = issues.list.map((i) => {
+      const node = doc.getIn(i.path, true);
+      const at = isNode(node) && node.range ? lineCounter.linePos(node.range[0]) : undefined;
+      return `${source}${at ? `:${at.line}` : ''}: ${formatPath(i.path)} ${i.message}`;
+    });
+    throw new GatehouseError('ERR_CONFIG_INVALID', lines.join('\n'), { details: { issues: lines } });
+  }
+  const base = path.dirname(path.resolve(source));
+  const abs = (p: string): string => path.resolve(base, p);
+  return {
+    ...parsed,
+    store: parsed.store.kind === 'embedded' ? { ...parsed.store, path: abs(parsed.store.path) } : parsed.store,
+    pki: { dir: abs(parsed.pki.dir) },
+    policies: { dir: abs(parsed.policies.dir) },
+    source: path.resolve(source),
+  };
+}
+
+export async function loadConfig(file: string, env: Readonly<Record<string, string | undefined>> = {}): Promise<GatehouseConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new GatehouseError('ERR_CONFIG_NOT_FOUND', `cannot read config ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, { cause });
+  }
+  return parseConfig(text, file, env);
+}
