@@ -16,7 +16,10 @@ export type BusHandler = (message: BusMessage) => void | Promise<void>;
 export interface SubscribeOptions {
   /** Deliver every retained message with seq >= fromSequence, then live ones; default: only new ones. */
   fromSequence?: number;
-  /** Called if the subscription ends on its own. */
+  /**
+   * Called when the handler throws (delivery goes on with the next message) and when the
+   * subscription ends on its own (e.g. ERR_BUS_SEQUENCE_GONE); closing it or the bus is not reported.
+   */
   onError?: (err: Error) => void;
 }
 
