@@ -1,0 +1,89 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseSpiffeId, spiffeId, trustDomainId } from '../../src/pki/index.js';
+import { throwsWith } from './helpers.js';
+
+describe('SPIFFE IDs', () => {
+  it('builds and parses spiffe://<td>/ns/<ns>/sa/<sa>', () => {
+    const id = spiffeId('example.org', 'payments', 'api');
+    assert.equal(id, 'spiffe://example.org/ns/payments/sa/api');
+    assert.deepEqual(parseSpiffeId(id), { trustDomain: 'example.org', namespace: 'payments', service: 'api' });
+    assert.deepEqual(parseSpiffeId('spiffe://td/ns/a-1/sa/0'), { trustDomain: 'td', namespace: 'a-1', service: '0' });
+    assert.equal(trustDomainId('example.org'), 'spiffe://example.org');
+  });
+
+  it('refuses malformed parts when building', () => {
+    throwsWith(() => spiffeId('Example.org', 'payments', 'api'), 'ERR_SPIFFE_ID_INVALID');
+    throwsWith(() => spiffeId('example..org', 'payments', 'api'), 'ERR_SPIFFE_ID_INVALID');
+    throwsWith(() => spiffeId('example.org', 'Payments', 'api'), 'ERR_SPIFFE_ID_INVALID');
+    throwsWith(() => spiffeId('example.org', 'payments', 'a.pi'), 'ERR_SPIFFE_ID_INVALID');
+    throwsWith(() => spiffeId('example.org', 'payments', '-api'), 'ERR_SPIFFE_ID_INVALID');
+    throwsWith(() => spiffeId('example.org', 'payments', 'a'.repeat(64)), 'ERR_SPIFFE_ID_INVALID');
+    throwsWith(() => spiffeId('example.org', '', 'api'), 'ERR_SPIFFE_ID_INVALID');
+  });
+
+  const hostile = [
+    '',
+    'spiffe://',
+    'spiffe://example.org',
+    'spiffe://example.org/',
+    'SPIFFE://example.org/ns/payments/sa/api',
+    'Spiffe://example.org/ns/payments/sa/api',
+    'https://example.org/ns/payments/sa/api',
+    'spiffe:/example.org/ns/payments/sa/api',
+    'spiffe://Example.org/ns/payments/sa/api',
+    'spiffe://example.org:443/ns/payments/sa/api',
+    'spiffe://user@example.org/ns/payments/sa/api',
+    'spiffe://user:pw@example.org/ns/payments/sa/api',
+    'spiffe://example.org/ns/payments/sa/api?x=1',
+    'spiffe://example.org/ns/payments/sa/api#frag',
+    'spiffe://example.org/ns/payments/sa/api/',
+    'spiffe://example.org/ns/payments/sa/api/extra',
+    'spiffe://example.org/ns/payments/sa/',
+    'spiffe://example.org/ns//sa/api',
+    'spiffe://example.org/ns/payments/sa',
+    'spiffe://example.org/ns/./sa/api',
+    'spiffe://example.org/ns/../sa/api',
+    'spiffe://example.org/ns/payments/sa/..',
+    'spiffe://example.org/ns/payments/../frontend/sa/api',
+    'spiffe://example.org/ns/pay%6dents/sa/api',
+    'spiffe://example.org/ns/payments/sa/api%2f..',
+    'spiffe://example.org/ns/Payments/sa/api',
+    'spiffe://example.org/ns/payments/sa/API',
+    'spiffe://example.org//ns/payments/sa/api',
+    'spiffe://example.org/sa/api/ns/payments',
+    'spiffe://example.org/NS/payments/sa/api',
+    'spiffe://example.org/ns/pay_ments/sa/api',
+    'spiffe://example.org/ns/payments/sa/api\u0000',
+    'spiffe://example.org/ns/payments/sa/api\n',
+    ' spiffe://example.org/ns/payments/sa/api',
+    'spiffe://example.org/ns/payments/sa/аpi', // Cyrillic а
+    'spiffe://example.org\\ns\\payments\\sa\\api',
+    'spiffe://example..org/ns/payments/sa/api',
+    'spiffe://.example.org/ns/payments/sa/api',
+    'spiffe://example.org./ns/payments/sa/api',
+    'spiffe://[::1]/ns/payments/sa/api',
+    'spiffe://example.org/ns/-payments/sa/api',
+    `spiffe://example.org/ns/${'a'.repeat(64)}/sa/api`,
+    `spiffe://${'a.'.repeat(1100)}org/ns/payments/sa/api`,
+  ];
+  for (const input of hostile) {
+    it(`refuses ${JSON.stringify(input.length > 60 ? `${input.slice(0, 60)}…` : input)}`, () => {
+      throwsWith(() => parseSpiffeId(input), 'ERR_SPIFFE_ID_INVALID');
+    });
+  }
+
+  it('refuses non-strings', () => {
+    throwsWith(() => parseSpiffeId(undefined as unknown as string), 'ERR_SPIFFE_ID_INVALID');
+    throwsWith(() => parseSpiffeId(42 as unknown as string), 'ERR_SPIFFE_ID_INVALID');
+  });
+
+  it('does not echo a long hostile input whole', () => {
+    try {
+      parseSpiffeId(`spiffe://example.org/ns/${'x'.repeat(5000)}?`);
+      assert.fail('should throw');
+    } catch (err) {
+      assert.ok((err as Error).message.length < 400);
+    }
+  });
+});
