@@ -1,0 +1,50 @@
+// The LMDB environment and its named databases. Every key and value is raw bytes
+// (layouts in encoding.ts); only `meta` holds small numbers under string names.
+import { open, type Database, type RootDatabase } from 'lmdb';
+
+export interface Tables {
+  root: RootDatabase;
+  /** key -> record of its live version: current-revision reads are one lookup. */
+  latest: Database<Buffer, Uint8Array>;
+  /** enc(key) ++ revision -> record or tombstone: every version since the last compaction. */
+  versions: Database<Buffer, Uint8Array>;
+  /** revision -> the keys it changed, so a watch replays history in revision order. */
+  log: Database<Buffer, Uint8Array>;
+  /** lease id -> ttl and deadline. */
+  leases: Database<Buffer, Uint8Array>;
+  /** lease id ++ key -> (empty): the keys to delete when the lease ends. */
+  leaseKeys: Database<Buffer, Uint8Array>;
+  meta: Database<number, string>;
+}
+
+export const META_REVISION = 'revision';
+export const META_COMPACTED = 'compacted';
+export const META_NEXT_LEASE = 'nextLease';
+
+export function openTables(path: string): Tables {
+  const root = open({
+    path,
+    maxDbs: 8,
+    // overlappingSync: a commit is visible at once and fsynced in the background, so the next
+    // batch need not wait for the disk. The writer acknowledges a batch only after its flush
+    // (root.flushed), so an acknowledged write survives SIGKILL and, as far as the disk honours
+    // fsync, power loss. After a crash LMDB reopens at the last commit (same boot) or the last
+    // flushed one (after a reboot): always a consistent prefix of the history.
+    overlappingSync: true,
+    noSync: false,
+    noMetaSync: false,
+    useWritemap: false,
+    encoding: 'binary',
+    keyEncoding: 'binary',
+  });
+  const table = (name: string): Database<Buffer, Uint8Array> => root.openDB<Buffer, Uint8Array>({ name, encoding: 'binary', keyEncoding: 'binary' });
+  return {
+    root,
+    latest: table('latest'),
+    versions: table('versions'),
+    log: table('log'),
+    leases: table('leases'),
+    leaseKeys: table('lease-keys'),
+    meta: root.openDB<number, string>({ name: 'meta', encoding: 'msgpack', keyEncoding: 'ordered-binary' }),
+  };
+}
