@@ -1,13 +1,32 @@
-// buildApp wires the concrete parts into fastify instances without listening;
-// main.ts is the only place that touches process and sockets' lifetimes.
+// buildApp wires the concrete parts into listeners without binding sockets; main.ts (through
+// the CLI) is the only place that touches process. Parts meet here and nowhere else.
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GatehouseConfig } from './config/index.js';
 import type { Store } from './store/index.js';
 import type { Bus } from './bus/index.js';
 import type { Clock } from './lib/clock.js';
 import { installErrorHandlers } from './lib/http-errors.js';
+import { createMetrics, type GatewayMetrics } from './lib/metrics.js';
 import { healthRoutes } from './admin/health.js';
+import { AuditWriter } from './audit/writer.js';
+import {
+  loadCa,
+  CertRevocationList,
+  crlPublisher,
+  startServerCertificateManager,
+  listenerHosts,
+  canonicalSerial,
+  type CrlPublisher,
+  type ServerCertificateManager,
+} from './pki/index.js';
+import { PolicyEngine, applyPolicies, watchPolicies, readPolicyDir, POLICY_PREFIX, type PolicyWatch } from './authorize/index.js';
+import { serviceIdentity } from './authenticate/service.js';
+import { createProxyListener, peerSerial, type ProxyListener } from './proxy/listener.js';
+import { RouteTable } from './proxy/admit.js';
+import { UpstreamClients } from './proxy/upstream.js';
 
 export interface AppDeps {
   store: Store;
@@ -17,33 +36,182 @@ export interface AppDeps {
   logger?: FastifyServerOptions['logger'];
 }
 
+export interface ListeningAddresses {
+  admin: { address: string; port: number };
+  service?: { address: string; port: number };
+}
+
 export interface GatehouseApp {
   config: GatehouseConfig;
-  /** /healthz, /readyz (and /metrics with the service-path issue). */
+  /** /healthz, /readyz, /metrics. */
   admin: FastifyInstance;
+  /** The mTLS service listener, when configured. */
+  service: ProxyListener | undefined;
+  metrics: GatewayMetrics;
+  audit: AuditWriter;
+  policy: PolicyEngine;
+  revocations: CertRevocationList | undefined;
+  listen(): Promise<ListeningAddresses>;
   close(): Promise<void>;
 }
 
 /** Headers that carry secrets never reach the logs. */
 export const REDACT = ['req.headers.authorization', 'req.headers.cookie', 'req.headers["proxy-authorization"]', 'res.headers["set-cookie"]'];
 
+export const CRL_PATH = '/.gatehouse/crl.pem';
+
+/** First start on an empty store: the policies folder becomes the stored policy (later changes: `policy apply`). */
+async function bootstrapPolicies(store: Store, dir: string, log: (msg: string) => void): Promise<void> {
+  const existing = await store.range({ prefix: POLICY_PREFIX }, { limit: 1, keysOnly: true });
+  if (existing.count > 0) return;
+  const { sources } = await readPolicyDir(dir).catch(() => ({ sources: [] }));
+  if (sources.length === 0) return;
+  const applied = await applyPolicies(store, dir);
+  log(`policies: store was empty, applied ${applied.written.length} namespace(s) from ${dir}`);
+}
+
 export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<GatehouseApp> {
+  const { store, clock } = deps;
   const logger = deps.logger ?? false;
-  const admin = Fastify({
-    logger,
-    genReqId: () => randomUUID(),
-    requestIdHeader: false,
-    disableRequestLogging: false,
-    return503OnClosing: true,
-  });
+  const metrics = createMetrics();
+  const closers: (() => Promise<void> | void)[] = [];
+  const replica = config.replicaId ?? hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 128);
+
+  const audit = await AuditWriter.open({ store, replica, clock });
+  closers.push(() => audit.close());
+
+  const admin = Fastify({ logger, genReqId: () => randomUUID(), requestIdHeader: false, return503OnClosing: true });
   installErrorHandlers(admin);
-  await admin.register(healthRoutes, { store: deps.store, bus: deps.bus });
-  await admin.ready();
+  const log = (msg: string): void => admin.log.info(msg);
+  await admin.register(healthRoutes, { store, bus: deps.bus });
+  admin.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+
+  const policy = new PolicyEngine();
+  let policyWatch: PolicyWatch | undefined;
+  let service: ProxyListener | undefined;
+  let revocations: CertRevocationList | undefined;
+  let serverCerts: ServerCertificateManager | undefined;
+  let crl: CrlPublisher | undefined;
+
+  try {
+    if (config.listeners.service !== undefined) {
+      const listenerCfg = config.listeners.service;
+      await bootstrapPolicies(store, config.policies.dir, log);
+      policyWatch = await watchPolicies(store, policy, {
+        onReload: (s) => {
+          audit.append({ '@timestamp': new Date(clock.now()).toISOString(), 'event.action': 'policy.reload', 'event.outcome': 'success', 'gatehouse.policy_version': s.version });
+          log(`policies: version ${s.version} in force`);
+        },
+        onError: (e) => {
+          audit.append({ '@timestamp': new Date(clock.now()).toISOString(), 'event.action': 'policy.reload', 'event.outcome': 'failure', 'gatehouse.error_code': e.code, 'event.reason': e.message.slice(0, 500) });
+          admin.log.error({ code: e.code }, `policies refused: ${e.message}`);
+        },
+      });
+      closers.push(() => policyWatch?.close());
+
+      const ca = await loadCa(config.pki.dir);
+      revocations = await CertRevocationList.open(store, { clock, onError: (e) => admin.log.warn({ err: e.message }, 'certificate revocation list') });
+      const list = revocations;
+      closers.push(() => list.close());
+      crl = crlPublisher({ ca, list, clock });
+      closers.push(() => crl?.close());
+
+      let certs: ServerCertificateManager;
+      if (listenerCfg.cert === undefined) {
+        // SANs: the listener address, localhost, and every route host (clients dial those names).
+        const hosts = [...new Set([...listenerHosts(listenerCfg.address), ...config.routes.map((r) => r.host.toLowerCase())])];
+        certs = await startServerCertificateManager({ ca, hosts, clock, onError: (e) => admin.log.error({ err: e.message }, 'listener certificate renewal failed') });
+        serverCerts = certs;
+        closers.push(() => certs.close());
+      } else {
+        throw new Error('listeners.service.cert/key files are not supported yet: remove them to let Gatehouse issue its own');
+      }
+      const creds = certs.current();
+      const upstreams = new UpstreamClients({ ca: ca.certPem, cert: creds.cert, key: creds.key });
+      closers.push(() => upstreams.close());
+
+      const publisher = crl;
+      const listener = await createProxyListener({
+        name: 'service',
+        tls: { cert: creds.cert, key: creds.key, ca: ca.certPem, requestCert: true },
+        routes: new RouteTable(config.routes),
+        identify: serviceIdentity({ trustDomain: config.trustDomain, isRevoked: (s) => list.isRevoked(s) }),
+        authorizer: policy,
+        audit,
+        clock,
+        metrics,
+        upstreams,
+        logger,
+        trustDomain: config.trustDomain,
+        gatewayPaths: [CRL_PATH],
+        registerGatewayRoutes: (app) => {
+          app.get(CRL_PATH, async (_req, reply) => reply.type('application/pkix-crl').header('cache-control', 'max-age=60').send(publisher.pem()));
+        },
+        admitConnection: (socket: TLSSocket) => {
+          const serial = peerSerial(socket);
+          return serial === undefined || !list.isRevoked(canonicalSerial(serial) ?? serial);
+        },
+        onConnectionRefused: (socket: TLSSocket) => {
+          const serial = peerSerial(socket);
+          metrics.tlsFailures.inc({ listener: 'service', reason: 'CERT_REVOKED' });
+          audit.append({
+            '@timestamp': new Date(clock.now()).toISOString(),
+            'event.action': 'tls.handshake',
+            'event.outcome': 'failure',
+            'event.reason': 'CERT_REVOKED',
+            'source.ip': socket.remoteAddress ?? 'unknown',
+            'gatehouse.listener': 'service',
+            'gatehouse.reasons': ['bad-certificate'],
+            'gatehouse.error_code': 'ERR_CERT_REVOKED',
+            ...(serial !== undefined ? { 'tls.client.x509.serial_number': serial } : {}),
+          });
+        },
+      });
+      service = listener;
+      // A revocation from any replica closes this replica's open connections of that certificate.
+      const stopRevoked = list.onRevoked((r) => {
+        const closed = listener.closeConnectionsOf(r.serial);
+        if (closed > 0) log(`closed ${closed} connection(s) of revoked certificate`);
+      });
+      closers.push(() => stopRevoked());
+      const stopRenew = certs.onRenew((c) => {
+        listener.setCertificate(c.cert, c.key);
+        upstreams.rotate({ ca: ca.certPem, cert: c.cert, key: c.key });
+      });
+      closers.push(() => stopRenew());
+      closers.push(() => listener.close());
+    }
+    await admin.ready();
+  } catch (err) {
+    for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    throw err;
+  }
+  closers.push(() => admin.close());
+
   return {
     config,
     admin,
+    service,
+    metrics,
+    audit,
+    policy,
+    revocations,
+    async listen() {
+      const a = config.listeners.admin;
+      await admin.listen({ host: a.address, port: a.port });
+      const adminAddr = admin.server.address();
+      const out: ListeningAddresses = {
+        admin: typeof adminAddr === 'object' && adminAddr !== null ? { address: adminAddr.address, port: adminAddr.port } : { address: a.address, port: a.port },
+      };
+      if (service !== undefined && config.listeners.service !== undefined) {
+        out.service = await service.listen(config.listeners.service.address, config.listeners.service.port);
+      }
+      return out;
+    },
     async close() {
-      await admin.close();
+      // Listeners first (stop taking traffic), then what they use; audit flushes last.
+      for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
+      void serverCerts;
     },
   };
 }

@@ -37,6 +37,31 @@ export const ERROR_CODES = {
   ERR_BUS_BAD_SUBJECT: { status: 400, summary: 'A subject or subject pattern is malformed.' },
   ERR_BUS_PAYLOAD_TOO_LARGE: { status: 413, summary: 'A bus message is larger than allowed.' },
   ERR_BUS_SEQUENCE_GONE: { status: 410, summary: 'A subscription asked to resume from a sequence the bus no longer retains.' },
+  // policy
+  ERR_POLICY_INVALID: { status: 400, summary: 'A policy set does not compile; every problem is named as file:line.' },
+  ERR_POLICY_NOT_FOUND: { status: 500, summary: 'The policies folder or a policy test file cannot be read.' },
+  ERR_POLICY_DENIED: { status: 403, summary: 'Policy does not allow this caller to make this request.' },
+  ERR_POLICY_UNAVAILABLE: { status: 503, summary: 'No policy has been loaded yet, so every request is refused.' },
+  ERR_POLICY_TEST_FAILED: { status: 400, summary: 'A policy test case did not get the verdict it expects.' },
+  // pki
+  ERR_PKI_CA_EXISTS: { status: 409, summary: 'A CA already exists in this directory; it is never overwritten.' },
+  ERR_PKI_CA_NOT_FOUND: { status: 500, summary: 'The CA certificate or key file does not exist.' },
+  ERR_PKI_CA_INVALID: { status: 500, summary: 'The CA files are corrupt, not a CA, or the key does not match the certificate.' },
+  ERR_PKI_CA_EXPIRED: { status: 500, summary: 'The CA certificate is not valid now, so it cannot issue.' },
+  ERR_PKI_KEY_PERMISSIONS: { status: 500, summary: 'A private key file is readable by group or others.' },
+  ERR_PKI_BAD_TTL: { status: 400, summary: 'A certificate lifetime or renewal setting is not a positive duration.' },
+  ERR_PKI_BAD_HOST: { status: 400, summary: 'A server certificate host is neither an IP address nor a DNS name.' },
+  ERR_SPIFFE_ID_INVALID: { status: 400, summary: 'A SPIFFE ID, trust domain, namespace or service name is malformed.' },
+  ERR_CERT_REVOKED: { status: 401, summary: 'The client certificate has been revoked.' },
+  ERR_CERT_UNKNOWN_SERIAL: { status: 404, summary: 'No certificate with this serial is in the issued index.' },
+  ERR_CERT_REVOCATION_INVALID: { status: 400, summary: 'A revocation has a malformed serial, reason or expiry.' },
+  // proxy
+  ERR_PATH_REJECTED: { status: 400, summary: 'The request path is not in canonical form (dot segments, encoded separators, control characters, over-long...).' },
+  ERR_ROUTE_NOT_FOUND: { status: 404, summary: 'No route is configured for the Host the request names.' },
+  ERR_CERT_REQUIRED: { status: 401, summary: 'The service listener needs a client certificate from the Gatehouse CA.' },
+  ERR_CERT_INVALID: { status: 401, summary: 'The client certificate does not carry exactly one SPIFFE ID of this trust domain.' },
+  ERR_UPSTREAM_UNAVAILABLE: { status: 502, summary: 'The upstream could not be reached, refused the connection or failed TLS verification.' },
+  ERR_UPSTREAM_TIMEOUT: { status: 504, summary: 'The upstream did not answer in time.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

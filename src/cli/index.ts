@@ -2,9 +2,11 @@
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { parseCommandArgs, type CliIO, type Command } from './command.js';
 import { serveCommand } from './serve.js';
+import { caInitCommand, certIssueCommand, certRevokeCommand } from './pki.js';
 import { storeCompactCommand, storeStatusCommand } from './store.js';
+import { POLICY_COMMANDS } from './policy.js';
 
-export const COMMANDS: Command[] = [serveCommand, storeStatusCommand, storeCompactCommand];
+export const COMMANDS: Command[] = [serveCommand, storeStatusCommand, storeCompactCommand, caInitCommand, certIssueCommand, certRevokeCommand, ...POLICY_COMMANDS];
 
 export function helpText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.join(' ').length));

@@ -19,6 +19,8 @@ const listener = obj({
 
 const schema = obj({
   trustDomain: withDefault(str({ pattern: /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, hint: 'a lowercase DNS name like example.org' }), () => 'gatehouse.local'),
+  /** This replica's name in audit chains; default: the host name. Unique per running process. */
+  replicaId: optional(str({ pattern: /^[A-Za-z0-9._-]{1,128}$/, hint: 'letters, digits, ".", "_" or "-"' })),
   store: withDefault(
     byKind({
       embedded: obj({ kind: required(oneOf('embedded')), path: required(str()) }),

@@ -91,7 +91,7 @@ export type CompareOp = '==' | '!=' | '<' | '>';
 export type Compare =
   | { key: KeyInput; target: 'version' | 'createRevision' | 'modRevision'; op: CompareOp; value: number }
   | { key: KeyInput; target: 'value'; op: CompareOp; value: ValueInput }
-  | { key: KeyInput; target: 'lease'; op: '==' | '!='; value: LeaseId | '0' };
+  | { key: KeyInput; target: 'lease'; op: '==' | '!='; value: LeaseId };
 
 export type TxnOp =
   | { op: 'put'; key: KeyInput; value: ValueInput; lease?: LeaseId }

@@ -1,0 +1,184 @@
+// Policies in the store: `policy apply` writes every namespace's YAML to
+// /gatehouse/policy/<namespace> in one transaction; every replica watches the prefix and
+// swaps in the recompiled state. A set that does not compile is refused: the old state stays
+// and the error goes to onError (for the log and, later, audit).
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { GatehouseError, isGatehouseError } from '../errors.js';
+import { text, type Compare, type KeyValue, type Store, type TxnOp, type Watch } from '../store/index.js';
+import { compilePolicies, formatIssue } from './compile.js';
+import { readPolicyDir } from './dir.js';
+import type { PolicyEngine } from './engine.js';
+import { DNS_LABEL, namespaceOfFile } from './parse.js';
+import type { PolicySource, PolicyState } from './types.js';
+
+export const POLICY_PREFIX = '/gatehouse/policy/';
+
+/** The value at /gatehouse/policy/<namespace>. */
+export interface StoredPolicy {
+  format: 1;
+  namespace: string;
+  /** The file's base name, e.g. "payments.yaml": messages on every replica name it. */
+  file: string;
+  /** The YAML text exactly as applied. */
+  source: string;
+  sha256: string;
+}
+
+export interface ApplyResult {
+  /** Store revision of the transaction: the policyVersion every replica will report. */
+  revision: number;
+  written: string[];
+  deleted: string[];
+  /** Namespaces whose text did not change (still rewritten, so the version moves as one). */
+  unchanged: string[];
+}
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+function decode(kv: KeyValue): { namespace: string; stored: StoredPolicy | undefined } {
+  const namespace = text(kv.key).slice(POLICY_PREFIX.length);
+  try {
+    const v = JSON.parse(text(kv.value)) as Partial<StoredPolicy>;
+    if (v.format === 1 && typeof v.source === 'string' && typeof v.file === 'string' && v.namespace === namespace) return { namespace, stored: v as StoredPolicy };
+  } catch {
+    // reported below
+  }
+  return { namespace, stored: undefined };
+}
+
+/**
+ * Compiles the sources (refusing a set with any problem) and writes them in one txn,
+ * deleting namespaces that no longer have a file. Retries if another apply raced it.
+ */
+export async function applyPolicySources(store: Store, sources: readonly PolicySource[]): Promise<ApplyResult> {
+  compilePolicies(sources, 1); // throws ERR_POLICY_INVALID before anything is written
+  const wanted = new Map(sources.map((s) => [namespaceOfFile(s.file), s]));
+  for (let attempt = 0; ; attempt++) {
+    const current = await store.range({ prefix: POLICY_PREFIX });
+    const seen = new Map(current.kvs.map((kv) => [text(kv.key).slice(POLICY_PREFIX.length), kv]));
+    const compares: Compare[] = [];
+    const ops: TxnOp[] = [];
+    const result: Omit<ApplyResult, 'revision'> = { written: [], deleted: [], unchanged: [] };
+    for (const [ns, kv] of seen) {
+      compares.push({ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision });
+      if (!wanted.has(ns)) {
+        ops.push({ op: 'delete', key: kv.key });
+        result.deleted.push(ns);
+      }
+    }
+    for (const [ns, s] of wanted) {
+      const value: StoredPolicy = { format: 1, namespace: ns, file: path.basename(s.file), source: s.text, sha256: sha256(s.text) };
+      const before = seen.get(ns);
+      if (before === undefined) compares.push({ key: POLICY_PREFIX + ns, target: 'version', op: '==', value: 0 });
+      const old = before === undefined ? undefined : decode(before).stored;
+      (old?.sha256 === value.sha256 && old.file === value.file ? result.unchanged : result.written).push(ns);
+      ops.push({ op: 'put', key: POLICY_PREFIX + ns, value: JSON.stringify(value) });
+    }
+    if (ops.length === 0) return { revision: current.revision, ...result };
+    const txn = await store.txn(compares, ops);
+    if (txn.succeeded) return { revision: txn.revision, ...result };
+    if (attempt === 4) throw new GatehouseError('ERR_STORE_CONFLICT', 'the policies in the store kept changing during apply; try again', { retryable: true });
+  }
+}
+
+/** Reads a policies folder and applies it (see applyPolicySources). */
+export async function applyPolicies(store: Store, dir: string): Promise<ApplyResult> {
+  const { sources, issues } = await readPolicyDir(dir);
+  if (issues.length > 0) throw new GatehouseError('ERR_POLICY_INVALID', issues.map(formatIssue).join('\n'), { details: { issues: issues.map(formatIssue) } });
+  return applyPolicySources(store, sources);
+}
+
+/** Reads the stored set and compiles it. Version: the newest key's modRevision (the apply's txn), so every replica agrees. */
+export async function loadStoredPolicies(store: Store): Promise<PolicyState> {
+  const r = await store.range({ prefix: POLICY_PREFIX });
+  const sources: PolicySource[] = [];
+  const bad: string[] = [];
+  let version = 0;
+  for (const kv of r.kvs) {
+    version = Math.max(version, kv.modRevision);
+    const { namespace, stored } = decode(kv);
+    if (stored === undefined || !DNS_LABEL.test(namespace)) bad.push(`${text(kv.key)}: not a policy written by \`gatehouse policy apply\``);
+    else sources.push({ file: stored.file, text: stored.source });
+  }
+  // An empty set (every namespace deleted) has no key to date it: use the read's revision.
+  if (r.kvs.length === 0) version = r.revision;
+  if (bad.length > 0) throw new GatehouseError('ERR_POLICY_INVALID', bad.join('\n'), { details: { issues: bad, version } });
+  try {
+    return compilePolicies(sources, version);
+  } catch (err) {
+    if (isGatehouseError(err, 'ERR_POLICY_INVALID')) throw new GatehouseError('ERR_POLICY_INVALID', err.message, { details: { ...err.details, version } });
+    throw err;
+  }
+}
+
+export interface PolicyWatchOptions {
+  /** A stored set that does not compile (the old state stays), or a failed read or watch. */
+  onError?: (err: GatehouseError) => void;
+  /** A new state was swapped in. */
+  onReload?: (state: PolicyState) => void;
+}
+
+export interface PolicyWatch {
+  /** Resolves when every reload started so far has finished (tests use it). */
+  settled(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function asGatehouseError(err: unknown): GatehouseError {
+  return err instanceof GatehouseError ? err : new GatehouseError('ERR_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+/**
+ * Loads the stored policies into the engine, then follows the prefix: every change triggers
+ * a reread of the whole prefix (one consistent snapshot, so a txn is never seen half-done)
+ * and a recompile; reloads never overlap and changes during one coalesce into the next.
+ * Resolves after the first load was attempted (an invalid stored set is reported, not thrown).
+ */
+export async function watchPolicies(store: Store, engine: PolicyEngine, options: PolicyWatchOptions = {}): Promise<PolicyWatch> {
+  let running: Promise<void> = Promise.resolve();
+  let queued = false;
+  let lastRefused = -1;
+  const reloadOnce = async (): Promise<void> => {
+    try {
+      const state = await loadStoredPolicies(store);
+      if (engine.state !== undefined && state.version <= engine.version) return;
+      if (engine.swap(state)) options.onReload?.(state);
+    } catch (err) {
+      const e = asGatehouseError(err);
+      const version = typeof e.details?.version === 'number' ? e.details.version : -1;
+      // The same refused revision is reported once, not on every unrelated event.
+      if (version !== -1 && version === lastRefused) return;
+      lastRefused = version;
+      options.onError?.(e);
+    }
+  };
+  const schedule = (): void => {
+    if (queued) return;
+    queued = true;
+    running = running.then(() => {
+      queued = false;
+      return reloadOnce();
+    });
+  };
+  const start = await store.revision();
+  schedule();
+  await running;
+  const watch: Watch = await store.watch({ prefix: POLICY_PREFIX }, schedule, {
+    fromRevision: start + 1,
+    onError: (err) => options.onError?.(asGatehouseError(err)),
+  });
+  return {
+    settled: async () => {
+      // A reload may queue another; wait until the chain stops growing.
+      for (;;) {
+        const current = running;
+        await current;
+        if (current === running) return;
+      }
+    },
+    close: () => watch.close(),
+  };
+}

@@ -1,0 +1,175 @@
+// `gatehouse policy check | test | explain | apply`.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { loadConfig } from '../config/index.js';
+import { openStore } from '../store/index.js';
+import { GatehouseError } from '../errors.js';
+import type { AccessRequest, Principal } from '../contracts/authz.js';
+import { checkPolicies, compilePolicies, decide, formatIssue, readPolicyDir, applyPolicies, type PolicyIssue, type PolicyState } from '../authorize/index.js';
+import { casbinAllows, casbinEnforcer } from '../authorize/casbin.js';
+import { parseCases, runCases, type HostRoute, type PolicyCase } from '../authorize/cases.js';
+import { matchingRules, principalFromSpiffeId } from '../authorize/explain.js';
+import { configOption, type CliIO, type Command } from './command.js';
+
+const dirOption = { dir: { type: 'string', short: 'd', default: './policies' } } as const;
+
+/** Prints every problem and fails with ERR_POLICY_INVALID when there is any. */
+function report(issues: readonly PolicyIssue[], io: CliIO, what: string): void {
+  if (issues.length === 0) return;
+  for (const i of issues) io.err(formatIssue(i));
+  throw new GatehouseError('ERR_POLICY_INVALID', `${issues.length} problem(s) in ${what}`);
+}
+
+async function loadDir(dir: string, io: CliIO): Promise<PolicyState> {
+  const { sources, issues } = await readPolicyDir(dir);
+  report([...issues, ...checkPolicies(sources).issues], io, dir);
+  return compilePolicies(sources, 1);
+}
+
+async function routesFrom(config: unknown, io: CliIO): Promise<HostRoute[] | undefined> {
+  if (typeof config !== 'string') return undefined;
+  return (await loadConfig(config, io.env)).routes;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+export const policyCheckCommand: Command = {
+  name: ['policy', 'check'],
+  summary: 'Check every policy file in a folder; prints each problem as file:line',
+  usage: 'gatehouse policy check [--dir policies]',
+  options: { ...dirOption },
+  async run({ values }, io) {
+    const dir = String(values.dir);
+    const state = await loadDir(dir, io);
+    const rules = [...state.namespaces.values()].reduce((n, p) => n + p.rules.length, 0);
+    io.out(`ok: ${state.namespaces.size} namespace(s), ${rules} rule(s), ${state.lines.length} casbin line(s) in ${dir}`);
+    return 0;
+  },
+};
+
+export const policyTestCommand: Command = {
+  name: ['policy', 'test'],
+  summary: 'Run policy test cases (from, to, expect: allow|deny); exit 1 if any fails',
+  usage: 'gatehouse policy test <cases.yaml...> [--dir policies] [--config gatehouse.yaml (to resolve to.host)]',
+  options: { ...dirOption, config: { type: 'string', short: 'c' } },
+  async run({ values, positionals }, io) {
+    if (positionals.length === 0) throw new GatehouseError('ERR_USAGE', `name at least one cases file\nusage: ${this.usage}`);
+    const state = await loadDir(String(values.dir), io);
+    const routes = await routesFrom(values.config, io);
+    const issues: PolicyIssue[] = [];
+    const cases: PolicyCase[] = [];
+    for (const file of positionals) {
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (cause) {
+        throw new GatehouseError('ERR_POLICY_NOT_FOUND', `cannot read cases file ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, { cause });
+      }
+      cases.push(...parseCases(file, text, routes, issues));
+    }
+    report(issues, io, 'the cases');
+    let failed = 0;
+    for (const r of runCases(state, cases)) {
+      const got = `${r.decision.allow ? 'allow' : 'deny'}${r.decision.rule === undefined ? '' : ` by ${r.decision.rule}`} (${r.decision.reasons.join(', ')})`;
+      if (r.ok) io.out(`ok   ${r.case.file}:${r.case.line} ${r.case.name}: ${got}`);
+      else {
+        failed++;
+        io.out(`FAIL ${r.case.file}:${r.case.line} ${r.case.name}: expected ${r.case.expect}, got ${got}`);
+      }
+    }
+    io.out(`${cases.length - failed} passed, ${failed} failed`);
+    if (failed > 0) throw new GatehouseError('ERR_POLICY_TEST_FAILED', `${failed} of ${cases.length} case(s) failed`);
+    return 0;
+  },
+};
+
+export const policyExplainCommand: Command = {
+  name: ['policy', 'explain'],
+  summary: 'Show the verdict, deciding rule, reasons and mode for one request (and what casbin says)',
+  usage:
+    'gatehouse policy explain (--from spiffe://<td>/ns/<ns>/sa/<svc> | --role <role>...) (--namespace <ns> --service <svc> | --host <host> --config gatehouse.yaml) [--method GET] --path </p> [--dir policies] [--json]',
+  options: {
+    ...dirOption,
+    config: { type: 'string', short: 'c' },
+    from: { type: 'string' },
+    role: { type: 'string', multiple: true },
+    namespace: { type: 'string' },
+    service: { type: 'string' },
+    host: { type: 'string' },
+    method: { type: 'string', default: 'GET' },
+    path: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  async run({ values }, io) {
+    const usage = (msg: string): GatehouseError => new GatehouseError('ERR_USAGE', `${msg}\nusage: ${this.usage}`);
+    const from = str(values.from);
+    const roles = Array.isArray(values.role) ? values.role : [];
+    const reqPath = str(values.path);
+    if (reqPath === undefined) throw usage('--path is required');
+    if ((from === undefined) === (roles.length === 0)) throw usage('give either --from (a SPIFFE ID) or --role');
+    let namespace = str(values.namespace);
+    let service = str(values.service);
+    const host = str(values.host);
+    if (host !== undefined) {
+      if (namespace !== undefined || service !== undefined) throw usage('give --host or --namespace/--service, not both');
+      const routes = await routesFrom(values.config, io);
+      if (routes === undefined) throw usage('--host needs --config (its routes map hosts to namespace and service)');
+      const route = routes.find((r) => r.host.toLowerCase() === host.toLowerCase());
+      if (route === undefined) throw new GatehouseError('ERR_NOT_FOUND', `no route for host ${host} in ${String(values.config)}`);
+      ({ namespace, service } = route);
+    }
+    if (namespace === undefined || service === undefined) throw usage('--namespace and --service (or --host) are required');
+    let principal: Principal;
+    if (from !== undefined) {
+      const p = principalFromSpiffeId(from);
+      if (p === undefined) throw usage(`--from must be a SPIFFE ID like spiffe://example.org/ns/frontend/sa/web, got ${from}`);
+      principal = p;
+    } else {
+      principal = { kind: 'user', userId: 'explain', roles: { [namespace]: roles } };
+    }
+    const request: AccessRequest = { principal, namespace, service, method: String(values.method), path: reqPath };
+
+    const state = await loadDir(String(values.dir), io);
+    const decision = decide(state, request);
+    const matching = matchingRules(state, request);
+    const casbin = casbinAllows(await casbinEnforcer(state.lines), request);
+    const ruleOf = matching.find((r) => r.name === decision.rule);
+    if (values.json === true) {
+      io.out(JSON.stringify({ decision, matching: matching.map((r) => ({ name: r.name, effect: r.effect, at: `${r.file}:${r.line}` })), casbin: { allow: casbin, agrees: casbin === decision.allow } }));
+    } else {
+      const who = principal.kind === 'service' ? principal.spiffeId : `a person with role(s) ${roles.join(', ')} in ${namespace}`;
+      io.out(`request: ${who} -> ${namespace}/${service} ${request.method} ${request.path}`);
+      io.out(`verdict: ${decision.allow ? 'allow' : 'deny'}${decision.pass && !decision.allow ? ' (passes: dry-run)' : ''}`);
+      io.out(`rule:    ${decision.rule === undefined ? '(none: default deny)' : `${decision.rule}${ruleOf === undefined ? '' : ` (${ruleOf.file}:${ruleOf.line})`}`}`);
+      io.out(`reasons: ${decision.reasons.join(', ')}`);
+      io.out(`mode:    ${decision.mode}${state.namespaces.has(namespace) ? '' : ` (no policy file for namespace ${namespace})`}`);
+      io.out(`matches: ${matching.length === 0 ? '(none)' : matching.map((r) => `${r.name} (${r.effect}, ${r.file}:${r.line})`).join('; ')}`);
+      io.out(`casbin:  ${casbin ? 'allow' : 'deny'} (${casbin === decision.allow ? 'agrees' : 'DISAGREES: please report this'})`);
+    }
+    return 0;
+  },
+};
+
+export const policyApplyCommand: Command = {
+  name: ['policy', 'apply'],
+  summary: "Check the policies folder and write it to the store in one transaction (every replica reloads)",
+  usage: 'gatehouse policy apply [--dir <policies.dir from the config>] [--config gatehouse.yaml]',
+  options: { ...configOption, dir: { type: 'string', short: 'd' } },
+  async run({ values }, io) {
+    const config = await loadConfig(String(values.config), io.env);
+    const dir = str(values.dir) ?? config.policies.dir;
+    await loadDir(dir, io); // every problem printed with file:line before the store is opened
+    const store = await openStore(config.store.kind === 'embedded' ? { kind: 'embedded', path: config.store.path } : config.store);
+    try {
+      const result = await applyPolicies(store, dir);
+      io.out(JSON.stringify({ applied: path.resolve(dir), ...result }));
+    } finally {
+      await store.close();
+    }
+    return 0;
+  },
+};
+
+export const POLICY_COMMANDS: Command[] = [policyCheckCommand, policyTestCommand, policyExplainCommand, policyApplyCommand];

@@ -1,0 +1,62 @@
+// Contracts between the service parts (authenticate, authorize, proxy, audit, revocation).
+// They import only these types from each other, never each other's internals.
+
+/** Who is calling, as established by authenticate. */
+export type Principal =
+  | {
+      kind: 'service';
+      /** spiffe://<trust-domain>/ns/<namespace>/sa/<service> */
+      spiffeId: string;
+      namespace: string;
+      service: string;
+      /** Serial (hex, lowercase) of the client certificate that proved it. */
+      certSerial: string;
+    }
+  | {
+      kind: 'user';
+      userId: string;
+      /** Roles per namespace, e.g. { payments: ['ops-admin'] }. */
+      roles: Readonly<Record<string, readonly string[]>>;
+    };
+
+/** What is being asked, in the words policy uses. */
+export interface AccessRequest {
+  principal: Principal;
+  /** Target namespace and service (from the route the Host header selected). */
+  namespace: string;
+  service: string;
+  method: string;
+  /** The exact path the upstream will get (validated, never normalised differently). */
+  path: string;
+}
+
+/** Closed list of reasons, so every denial explains itself and audit can say why. */
+export const DECISION_REASONS = [
+  'allowed-by-rule',
+  'no-matching-rule',
+  'denied-by-rule',
+  'unknown-route',
+  'bad-certificate',
+  'unauthenticated',
+  'bad-path',
+  'dry-run',
+  'policy-unavailable',
+] as const;
+export type DecisionReason = (typeof DECISION_REASONS)[number];
+
+export interface Decision {
+  /** The verdict the policy reached. */
+  allow: boolean;
+  /** True when the request may pass: allow, or the namespace runs in dry-run. */
+  pass: boolean;
+  reasons: DecisionReason[];
+  /** Name of the deciding rule (the first matching deny, or the first matching allow). */
+  rule?: string;
+  mode: 'enforce' | 'dry-run';
+  /** Version of the policy state that decided (changes on every reload). */
+  policyVersion: number;
+}
+
+export interface Authorizer {
+  decide(request: AccessRequest): Decision;
+}

@@ -1,0 +1,179 @@
+// A proxy listener (the service mTLS listener; the human listener later): fastify over TLS,
+// every non-gateway path goes through admit() and then to the upstream, streaming both ways.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { GatehouseError } from '../errors.js';
+import { errorBody, installErrorHandlers } from '../lib/http-errors.js';
+import type { GatewayMetrics } from '../lib/metrics.js';
+import type { AuditSink } from '../contracts/audit.js';
+import type { Clock } from '../lib/clock.js';
+import { admit, clientIp, type AdmitDeps } from './admit.js';
+import { forwardHttp, forwardUpgrade, refuseUpgrade } from './forward.js';
+import type { UpstreamClients } from './upstream.js';
+
+/** Internal route every proxied request is rewritten to; the handler reads the original target. */
+const PROXY_ROUTE = '/.gatehouse/__proxy';
+
+export interface ListenerTls {
+  cert: string;
+  key: string;
+  /** CA bundle for client certificates (service listener). */
+  ca?: string;
+  /** Require and verify a client certificate during the handshake. */
+  requestCert: boolean;
+}
+
+export interface ProxyListenerOptions extends Omit<AdmitDeps, 'listener'> {
+  name: 'service' | 'human';
+  trustDomain: string;
+  tls: ListenerTls;
+  upstreams: UpstreamClients;
+  metrics: GatewayMetrics;
+  audit: AuditSink;
+  clock: Clock;
+  logger?: FastifyServerOptions['logger'];
+  /** Exact paths the gateway answers itself (CRL, JWKS, ...): registered by the caller. */
+  gatewayPaths: readonly string[];
+  registerGatewayRoutes?: (app: FastifyInstance) => void | Promise<void>;
+  /** Called for each verified TLS connection; return false to close it (e.g. a revoked certificate). */
+  admitConnection?: (socket: TLSSocket) => boolean;
+  /** Called when a TLS connection is closed by admitConnection returning false. */
+  onConnectionRefused?: (socket: TLSSocket) => void;
+}
+
+export interface ProxyListener {
+  app: FastifyInstance;
+  /** Swap the listener's certificate without dropping connections. */
+  setCertificate(cert: string, key: string): void;
+  /** Destroy open connections whose client certificate has this serial. */
+  closeConnectionsOf(serial: string): number;
+  listen(address: string, port: number): Promise<{ address: string; port: number }>;
+  close(): Promise<void>;
+}
+
+export function peerSerial(socket: TLSSocket): string | undefined {
+  const cert = socket.getPeerX509Certificate?.();
+  return cert ? cert.serialNumber.toLowerCase() : undefined;
+}
+
+export async function createProxyListener(o: ProxyListenerOptions): Promise<ProxyListener> {
+  const deps: AdmitDeps = { ...o, listener: o.name };
+  const gatewayPaths = new Set(o.gatewayPaths);
+  const bySerial = new Map<string, Set<TLSSocket>>();
+
+  const app = Fastify({
+    logger: o.logger ?? false,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    disableRequestLogging: true,
+    return503OnClosing: true,
+    // routing never sees a client's path: everything but the gateway's own paths goes to PROXY_ROUTE
+    rewriteUrl: (req) => (gatewayPaths.has(req.url ?? '') ? (req.url ?? '/') : PROXY_ROUTE),
+    https: {
+      cert: o.tls.cert,
+      key: o.tls.key,
+      ...(o.tls.ca !== undefined ? { ca: o.tls.ca } : {}),
+      requestCert: o.tls.requestCert,
+      rejectUnauthorized: o.tls.requestCert,
+      minVersion: 'TLSv1.2',
+    },
+    // 100 MB uploads stream through; fastify never buffers a proxied body
+    bodyLimit: 1024 * 1024,
+    connectionTimeout: 0,
+    keepAliveTimeout: 30_000,
+  });
+  installErrorHandlers(app);
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null));
+
+  const server = app.server;
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (o.admitConnection && !o.admitConnection(socket)) {
+      o.onConnectionRefused?.(socket);
+      socket.destroy();
+      return;
+    }
+    const serial = peerSerial(socket);
+    if (serial === undefined) return;
+    let set = bySerial.get(serial);
+    if (set === undefined) bySerial.set(serial, (set = new Set()));
+    set.add(socket);
+    socket.once('close', () => {
+      set.delete(socket);
+      if (set.size === 0) bySerial.delete(serial);
+    });
+  });
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    const reason = err.code ?? 'handshake-failed';
+    o.metrics.tlsFailures.inc({ listener: o.name, reason });
+    o.audit.append({
+      '@timestamp': new Date(o.clock.now()).toISOString(),
+      'event.action': 'tls.handshake',
+      'event.outcome': 'failure',
+      'event.reason': reason,
+      'source.ip': socket.remoteAddress ?? 'unknown',
+      'gatehouse.listener': o.name,
+      'gatehouse.reasons': ['bad-certificate'],
+    });
+  });
+
+  if (o.registerGatewayRoutes) await o.registerGatewayRoutes(app);
+
+  app.all(PROXY_ROUTE, async (request, reply) => {
+    const started = process.hrtime.bigint();
+    const raw = request.raw as IncomingMessage & { originalUrl?: string };
+    const result = admit(raw, raw.originalUrl ?? raw.url ?? '', request.id, deps);
+    o.metrics.decisionSeconds.observe({ listener: o.name }, Number(process.hrtime.bigint() - started) / 1e9);
+    if (!result.ok) {
+      o.metrics.requests.inc({ listener: o.name, route: 'none', decision: 'deny', status: String(result.error.status) });
+      // a refused request's body is not read: close the connection rather than drain it
+      if (result.error.status !== 404) reply.header('connection', 'close');
+      return reply.status(result.error.status).send(errorBody(result.error, request.id));
+    }
+    return forwardHttp(request, reply, result, { upstreams: o.upstreams, metrics: o.metrics, listener: o.name, clock: o.clock, trustDomain: o.trustDomain });
+  });
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const requestId = randomUUID();
+    const target = req.url ?? '';
+    const result = gatewayPaths.has(target)
+      ? { ok: false as const, error: new GatehouseError('ERR_BAD_REQUEST', 'no upgrade on gateway paths') }
+      : admit(req, target, requestId, deps);
+    if (!result.ok) {
+      o.metrics.requests.inc({ listener: o.name, route: 'none', decision: 'deny', status: String(result.error.status) });
+      refuseUpgrade(socket, result.error, requestId);
+      return;
+    }
+    forwardUpgrade(req, socket, head, result, { upstreams: o.upstreams, metrics: o.metrics, listener: o.name, clock: o.clock, trustDomain: o.trustDomain, requestId, clientIp: clientIp(req) });
+  });
+
+  await app.ready();
+  return {
+    app,
+    setCertificate(cert, key) {
+      server.setSecureContext({ cert, key, ...(o.tls.ca !== undefined ? { ca: o.tls.ca } : {}), minVersion: 'TLSv1.2' });
+    },
+    closeConnectionsOf(serial) {
+      const set = bySerial.get(serial.toLowerCase());
+      if (!set) return 0;
+      const n = set.size;
+      for (const s of set) s.destroy();
+      bySerial.delete(serial.toLowerCase());
+      return n;
+    },
+    async listen(address, port) {
+      await app.listen({ host: address, port });
+      const a = server.address();
+      if (a === null || typeof a === 'string') throw new GatehouseError('ERR_INTERNAL', 'listener has no address');
+      return { address: a.address, port: a.port };
+    },
+    async close() {
+      for (const set of bySerial.values()) for (const s of set) s.destroy();
+      await app.close();
+    },
+  };
+}
+

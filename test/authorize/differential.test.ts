@@ -1,0 +1,104 @@
+// The fast path against casbin: the same allow verdict for every random request, over many
+// random policy sets. Seeded: the seed is printed, and POLICY_DIFF_SEED=<seed> replays a run.
+// Also checks the deciding rule against a plain scan of the lines (first deny, else first allow).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AccessRequest } from '../../src/contracts/authz.js';
+import { casbinAllows, casbinEnforcer } from '../../src/authorize/casbin.js';
+import { stateFromPolicies } from '../../src/authorize/compile.js';
+import { decide } from '../../src/authorize/decide.js';
+import { lineMatches, matchingRules } from '../../src/authorize/explain.js';
+import { readFileSync } from 'node:fs';
+import type { NamespacePolicy, PolicyState } from '../../src/authorize/types.js';
+import { Rng, randomPolicies, randomRequest, universe } from './random.js';
+
+const SEED = process.env.POLICY_DIFF_SEED !== undefined ? Number(process.env.POLICY_DIFF_SEED) : Math.floor(Math.random() * 2 ** 31);
+console.log(`differential test seed: ${SEED} (replay with POLICY_DIFF_SEED=${SEED})`);
+// The model the operator reads, not the built-in copy (model.test.ts checks they are equal).
+const MODEL = readFileSync(new URL('../../policies/model.conf', import.meta.url), 'utf8');
+
+interface Tally {
+  requests: number;
+  allow: number;
+  deniedByRule: number;
+  noMatch: number;
+}
+
+function describeFailure(state: PolicyState, req: AccessRequest, set: string, fast: unknown, casbin: boolean, reference: unknown): string {
+  const relevant = state.lines.filter((l) => l[5] === req.namespace);
+  const shown = state.lines.length <= 300 ? state.lines : relevant.slice(0, 300);
+  return [
+    `mismatch in ${set} (seed ${SEED}; replay with POLICY_DIFF_SEED=${SEED})`,
+    `request: ${JSON.stringify(req)}`,
+    `fast path: ${JSON.stringify(fast)}`,
+    `casbin allows: ${casbin}; reference rule: ${JSON.stringify(reference)}`,
+    `lines matching the request: ${JSON.stringify(state.lines.filter((l) => lineMatches(l, req)))}`,
+    `policy (${state.lines.length} lines${shown === state.lines ? '' : `; the first ${shown.length} for namespace ${req.namespace}`}):`,
+    ...shown.map((l) => `  ${JSON.stringify(l)}`),
+  ].join('\n');
+}
+
+async function runSets(label: string, sets: number, perSet: number, make: (rng: Rng) => NamespacePolicy[], size: Parameters<typeof universe>[0], seedOffset: number): Promise<Tally> {
+  const tally: Tally = { requests: 0, allow: 0, deniedByRule: 0, noMatch: 0 };
+  for (let s = 0; s < sets; s++) {
+    const rng = new Rng(SEED + seedOffset + s * 7919);
+    const u = universe(size);
+    const policies = make(rng);
+    const state = stateFromPolicies(policies, 1);
+    const e = await casbinEnforcer(state.lines, MODEL);
+    for (let i = 0; i < perSet; i++) {
+      const req = randomRequest(rng, u, policies);
+      const fast = decide(state, req);
+      const casbin = casbinAllows(e, req);
+      const matching = matchingRules(state, req);
+      const reference = matching.find((r) => r.effect === 'deny') ?? matching.find((r) => r.effect === 'allow');
+      if (fast.allow !== casbin || fast.rule !== reference?.name) {
+        assert.fail(describeFailure(state, req, `${label} set ${s}`, fast, casbin, reference?.name));
+      }
+      tally.requests++;
+      if (fast.allow) tally.allow++;
+      else if (fast.reasons.includes('denied-by-rule')) tally.deniedByRule++;
+      else tally.noMatch++;
+    }
+  }
+  return tally;
+}
+
+/** Every run must exercise all three outcomes, or it proves nothing. */
+function assertMix(t: Tally): void {
+  console.log(`  ${JSON.stringify(t)}`);
+  for (const k of ['allow', 'deniedByRule', 'noMatch'] as const) assert.ok(t[k] > t.requests * 0.05, `too few ${k} outcomes: ${JSON.stringify(t)}`);
+}
+
+describe('fast path == casbin (differential)', () => {
+  const small = { namespaces: 4, services: 3, roles: 3, segments: 4 };
+  const medium = { namespaces: 8, services: 6, roles: 4, segments: 8 };
+  const large = { namespaces: 20, services: 10, roles: 6, segments: 12 };
+  let total = 0;
+
+  // casbin costs ~5 µs per line per request here, so the bulk runs on many small sets.
+  it('1,000 small dense sets (1-12 rules) x 97 requests', async () => {
+    const u = universe(small);
+    const t = await runSets('small', 1000, 97, (rng) => randomPolicies(rng, u, 1 + rng.int(12)), small, 1);
+    total += t.requests;
+    assertMix(t);
+  });
+
+  it('20 medium sets (50-150 rules) x 150 requests', async () => {
+    const u = universe(medium);
+    const t = await runSets('medium', 20, 150, (rng) => randomPolicies(rng, u, 50 + rng.int(101), { targetNamespaces: 4 }), medium, 1_000_003);
+    total += t.requests;
+    assertMix(t);
+  });
+
+  it('2 large sets (1,500 rules) x 60 requests', async () => {
+    const u = universe(large);
+    const t = await runSets('large', 2, 60, (rng) => randomPolicies(rng, u, 1500, { targetNamespaces: 6 }), large, 2_000_003);
+    total += t.requests;
+    assertMix(t);
+  });
+
+  it('covered at least 100,000 requests', () => {
+    assert.ok(total >= 100_000, `only ${total} requests`);
+  });
+});
