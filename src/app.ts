@@ -2,6 +2,9 @@
 // the CLI) is the only place that touches process. Parts meet here and nowhere else.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { GatehouseError } from './errors.js';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GatehouseConfig } from './config/index.js';
@@ -11,6 +14,7 @@ import type { Clock } from './lib/clock.js';
 import { installErrorHandlers } from './lib/http-errors.js';
 import { createMetrics, type GatewayMetrics } from './lib/metrics.js';
 import { healthRoutes } from './admin/health.js';
+import { createAdminToken, localOpsRoutes, removeAdminToken } from './admin/local-api.js';
 import { AuditWriter } from './audit/writer.js';
 import {
   loadCa,
@@ -84,13 +88,19 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
   installErrorHandlers(admin);
   const log = (msg: string): void => admin.log.info(msg);
   await admin.register(healthRoutes, { store, bus: deps.bus });
+  if (config.store.kind === 'embedded') {
+    // the CLI reaches the locked embedded store through this API (see src/admin/local-api.ts)
+    const dir = config.store.path;
+    const token = await createAdminToken(dir);
+    closers.push(() => removeAdminToken(dir));
+    await admin.register(localOpsRoutes, { store, clock, token, audit });
+  }
   admin.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   const policy = new PolicyEngine();
   let policyWatch: PolicyWatch | undefined;
   let service: ProxyListener | undefined;
   let revocations: CertRevocationList | undefined;
-  let serverCerts: ServerCertificateManager | undefined;
   let crl: CrlPublisher | undefined;
 
   try {
@@ -116,17 +126,22 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       crl = crlPublisher({ ca, list, clock });
       closers.push(() => crl?.close());
 
-      let certs: ServerCertificateManager;
-      if (listenerCfg.cert === undefined) {
+      let certs: ServerCertificateManager | undefined;
+      let creds: { cert: string; key: string };
+      if (listenerCfg.cert !== undefined || listenerCfg.key !== undefined) {
+        // Operator-provided files: used as they are (renewal is then the operator's job).
+        if (listenerCfg.cert === undefined || listenerCfg.key === undefined) {
+          throw new GatehouseError('ERR_CONFIG_INVALID', `${config.source}: listeners.service needs both cert and key, or neither`);
+        }
+        creds = { cert: await readFile(path.resolve(path.dirname(config.source), listenerCfg.cert), 'utf8'), key: await readFile(path.resolve(path.dirname(config.source), listenerCfg.key), 'utf8') };
+      } else {
         // SANs: the listener address, localhost, and every route host (clients dial those names).
         const hosts = [...new Set([...listenerHosts(listenerCfg.address), ...config.routes.map((r) => r.host.toLowerCase())])];
-        certs = await startServerCertificateManager({ ca, hosts, clock, onError: (e) => admin.log.error({ err: e.message }, 'listener certificate renewal failed') });
-        serverCerts = certs;
-        closers.push(() => certs.close());
-      } else {
-        throw new Error('listeners.service.cert/key files are not supported yet: remove them to let Gatehouse issue its own');
+        const manager = await startServerCertificateManager({ ca, hosts, clock, onError: (e) => admin.log.error({ err: e.message }, 'listener certificate renewal failed') });
+        certs = manager;
+        closers.push(() => manager.close());
+        creds = manager.current();
       }
-      const creds = certs.current();
       const upstreams = new UpstreamClients({ ca: ca.certPem, cert: creds.cert, key: creds.key });
       closers.push(() => upstreams.close());
 
@@ -174,11 +189,13 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
         if (closed > 0) log(`closed ${closed} connection(s) of revoked certificate`);
       });
       closers.push(() => stopRevoked());
-      const stopRenew = certs.onRenew((c) => {
-        listener.setCertificate(c.cert, c.key);
-        upstreams.rotate({ ca: ca.certPem, cert: c.cert, key: c.key });
-      });
-      closers.push(() => stopRenew());
+      if (certs !== undefined) {
+        const stopRenew = certs.onRenew((c) => {
+          listener.setCertificate(c.cert, c.key);
+          upstreams.rotate({ ca: ca.certPem, cert: c.cert, key: c.key });
+        });
+        closers.push(() => stopRenew());
+      }
       closers.push(() => listener.close());
     }
     await admin.ready();
@@ -211,7 +228,6 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
     async close() {
       // Listeners first (stop taking traffic), then what they use; audit flushes last.
       for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
-      void serverCerts;
     },
   };
 }

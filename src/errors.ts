@@ -55,6 +55,8 @@ export const ERROR_CODES = {
   ERR_CERT_REVOKED: { status: 401, summary: 'The client certificate has been revoked.' },
   ERR_CERT_UNKNOWN_SERIAL: { status: 404, summary: 'No certificate with this serial is in the issued index.' },
   ERR_CERT_REVOCATION_INVALID: { status: 400, summary: 'A revocation has a malformed serial, reason or expiry.' },
+  // admin
+  ERR_ADMIN_UNAUTHORIZED: { status: 401, summary: 'The admin API call lacks a valid credential.' },
   // proxy
   ERR_PATH_REJECTED: { status: 400, summary: 'The request path is not in canonical form (dot segments, encoded separators, control characters, over-long...).' },
   ERR_ROUTE_NOT_FOUND: { status: 404, summary: 'No route is configured for the Host the request names.' },

@@ -4,10 +4,11 @@ import { loadConfig, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError } from '../errors.js';
 import { systemClock } from '../lib/clock.js';
 import {
-  CA_FILES, REVOCATION_REASONS, canonicalSerial, initCa, isDnsLabel, isTrustDomain, issueCertificate, loadCa, lookupIssued, recordIssued, revokeCertificate,
+  CA_FILES, REVOCATION_REASONS, canonicalSerial, initCa, isDnsLabel, isTrustDomain, issueCertificate, loadCa, recordIssued,
   writeCertificateFiles, type RevocationReason,
 } from '../pki/index.js';
 import { openStore, type Store } from '../store/index.js';
+import { runOp } from './store-access.js';
 import { configOption, type Command } from './command.js';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -143,17 +144,8 @@ export const certRevokeCommand: Command = {
     }
 
     const config = await loadConfig(String(values.config), io.env);
-    const result = await withStore(config, async (store) => {
-      const issued = await lookupIssued(store, serial);
-      // The index is authoritative when it knows the serial; --not-after only ever lengthens the record's life.
-      const candidates = [issued === undefined ? undefined : new Date(issued.notAfter), given].filter((d): d is Date => d !== undefined);
-      if (candidates.length === 0) {
-        throw new GatehouseError('ERR_CERT_UNKNOWN_SERIAL', `${serial} is not in the issued index; pass --not-after with the certificate's expiry to revoke it anyway`);
-      }
-      const notAfter = new Date(Math.max(...candidates.map((d) => d.getTime())));
-      return revokeCertificate(store, { serial, notAfter, reason, clock: systemClock });
-    });
-    io.out(JSON.stringify({ ...result.record, created: result.created, recordExpiresAt: result.expiresAt.toISOString() }));
+    const { result, via } = await runOp(config, 'cert.revoke', { serial, reason, ...(given !== undefined ? { notAfter: given.toISOString() } : {}) });
+    io.out(JSON.stringify({ ...(result as object), via }));
     return 0;
   },
 };

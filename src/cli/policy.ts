@@ -2,10 +2,10 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig } from '../config/index.js';
-import { openStore } from '../store/index.js';
+import { runOp } from './store-access.js';
 import { GatehouseError } from '../errors.js';
 import type { AccessRequest, Principal } from '../contracts/authz.js';
-import { checkPolicies, compilePolicies, decide, formatIssue, readPolicyDir, applyPolicies, type PolicyIssue, type PolicyState } from '../authorize/index.js';
+import { checkPolicies, compilePolicies, decide, formatIssue, readPolicyDir, type PolicyIssue, type PolicyState } from '../authorize/index.js';
 import { casbinAllows, casbinEnforcer } from '../authorize/casbin.js';
 import { parseCases, runCases, type HostRoute, type PolicyCase } from '../authorize/cases.js';
 import { matchingRules, principalFromSpiffeId } from '../authorize/explain.js';
@@ -161,13 +161,9 @@ export const policyApplyCommand: Command = {
     const config = await loadConfig(String(values.config), io.env);
     const dir = str(values.dir) ?? config.policies.dir;
     await loadDir(dir, io); // every problem printed with file:line before the store is opened
-    const store = await openStore(config.store.kind === 'embedded' ? { kind: 'embedded', path: config.store.path } : config.store);
-    try {
-      const result = await applyPolicies(store, dir);
-      io.out(JSON.stringify({ applied: path.resolve(dir), ...result }));
-    } finally {
-      await store.close();
-    }
+    const { sources } = await readPolicyDir(dir);
+    const { result, via } = await runOp(config, 'policy.apply', { sources });
+    io.out(JSON.stringify({ applied: path.resolve(dir), via, ...(result as object) }));
     return 0;
   },
 };

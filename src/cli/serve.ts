@@ -23,10 +23,10 @@ export const serveCommand: Command = {
         clock: systemClock,
         logger: { level: String(values['log-level']), redact: REDACT },
       });
-      const admin = config.listeners.admin;
-      await app.admin.listen({ host: admin.address, port: admin.port });
+      const at = await app.listen();
       const where = config.store.kind === 'embedded' ? config.store.path : config.store.endpoints.join(',');
-      io.out(`gatehouse: store ${config.store.kind} (${where}), bus ${config.bus.kind}; admin on http://${admin.address}:${admin.port} (/healthz, /readyz)`);
+      io.out(`gatehouse: store ${config.store.kind} (${where}), bus ${config.bus.kind}; admin on http://${at.admin.address}:${at.admin.port} (/healthz, /readyz, /metrics)`);
+      if (at.service) io.out(`gatehouse: service listener (mTLS) on https://${at.service.address}:${at.service.port}, ${config.routes.length} route(s)`);
       const signal = await io.stopSignal;
       io.out(`gatehouse: ${signal}, shutting down`);
       await app.close();

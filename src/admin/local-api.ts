@@ -1,0 +1,87 @@
+// The local operator API: while a gateway holds the embedded store, `gatehouse policy apply`
+// and `gatehouse cert revoke` reach the store through this gateway. The credential is a random
+// token written 0600 next to the store at every start: whoever may read the store's folder
+// may act on it anyway, and nobody else can.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import fp from 'fastify-plugin';
+import type { FastifyInstance } from 'fastify';
+import { GatehouseError } from '../errors.js';
+import type { Clock } from '../lib/clock.js';
+import type { Store } from '../store/index.js';
+import type { AuditSink } from '../contracts/audit.js';
+import { errorBody } from '../lib/http-errors.js';
+import { isStoreOpName, runStoreOp } from './ops.js';
+
+export const ADMIN_TOKEN_FILE = 'admin.token';
+export const OPS_PATH = '/admin/v1/ops/';
+
+/** Writes a fresh token (mode 0600, atomically) and returns it. */
+export async function createAdminToken(dir: string): Promise<string> {
+  const token = randomBytes(32).toString('base64url');
+  const file = path.join(dir, ADMIN_TOKEN_FILE);
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(`${token}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+  return token;
+}
+
+export async function readAdminToken(dir: string): Promise<string> {
+  try {
+    return (await readFile(path.join(dir, ADMIN_TOKEN_FILE), 'utf8')).trim();
+  } catch (cause) {
+    throw new GatehouseError('ERR_ADMIN_UNAUTHORIZED', `cannot read ${path.join(dir, ADMIN_TOKEN_FILE)}: run as the gateway's user`, { cause });
+  }
+}
+
+export async function removeAdminToken(dir: string): Promise<void> {
+  await unlink(path.join(dir, ADMIN_TOKEN_FILE)).catch(() => undefined);
+}
+
+export interface LocalOpsDeps {
+  store: Store;
+  clock: Clock;
+  token: string;
+  audit: AuditSink;
+}
+
+function tokenMatches(header: string | undefined, token: string): boolean {
+  if (header === undefined || !header.startsWith('Bearer ')) return false;
+  const given = Buffer.from(header.slice(7));
+  const want = Buffer.from(token);
+  return given.length === want.length && timingSafeEqual(given, want);
+}
+
+export const localOpsRoutes = fp<LocalOpsDeps>(async (app: FastifyInstance, deps) => {
+  app.post<{ Params: { name: string } }>(`${OPS_PATH}:name`, { bodyLimit: 8 * 1024 * 1024 }, async (request, reply) => {
+    const { name } = request.params;
+    const event = {
+      '@timestamp': new Date(deps.clock.now()).toISOString(),
+      'event.action': `admin.${name}`.slice(0, 64),
+      'source.ip': request.ip,
+      'gatehouse.request_id': request.id,
+      'gatehouse.actor': 'local-operator',
+    } as const;
+    if (!tokenMatches(request.headers.authorization, deps.token)) {
+      const err = new GatehouseError('ERR_ADMIN_UNAUTHORIZED');
+      deps.audit.append({ ...event, 'event.outcome': 'failure', 'gatehouse.error_code': err.code });
+      return reply.status(err.status).send(errorBody(err, request.id));
+    }
+    if (!isStoreOpName(name)) throw new GatehouseError('ERR_NOT_FOUND', `no operation ${JSON.stringify(name.slice(0, 40))}`);
+    try {
+      const result = await runStoreOp(name, deps.store, request.body, deps.clock);
+      deps.audit.append({ ...event, 'event.outcome': 'success' });
+      return result;
+    } catch (err) {
+      deps.audit.append({ ...event, 'event.outcome': 'failure', 'gatehouse.error_code': err instanceof GatehouseError ? err.code : 'ERR_INTERNAL' });
+      throw err;
+    }
+  });
+}, { name: 'gatehouse-local-ops' });
