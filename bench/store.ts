@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openEmbeddedStore } from '../src/store/embedded/index.js';
-import { measureBatched, measureCas, measureGet, measurePut, measureRange, measureWatch, type KvFigure } from './lib/kv.js';
+import { measureBatched, measureTxnBatched, measureCas, measureGet, measurePut, measureRange, measureWatch, type KvFigure } from './lib/kv.js';
 
 const N = Number(process.env.BENCH_N ?? 5_000);
 const impl = 'embedded';
@@ -21,6 +21,7 @@ try {
   print(await measureWatch(store, { impl, n: N, maxMs: 8_000 }));
   print(await measureBatched(store, { impl, n: 200_000, inFlight: 1_000, maxMs: 10_000 }));
   print(await measureBatched(store, { impl, n: 50_000, inFlight: 100, maxMs: 5_000 }));
+  print(await measureTxnBatched(store, { impl, n: 500_000, inFlight: 8, opsPerTxn: 100, maxMs: 8_000 }));
 } finally {
   await store.close();
   rmSync(dir, { recursive: true, force: true });

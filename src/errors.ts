@@ -64,6 +64,28 @@ export const ERROR_CODES = {
   ERR_CERT_INVALID: { status: 401, summary: 'The client certificate does not carry exactly one SPIFFE ID of this trust domain.' },
   ERR_UPSTREAM_UNAVAILABLE: { status: 502, summary: 'The upstream could not be reached, refused the connection or failed TLS verification.' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, summary: 'The upstream did not answer in time.' },
+  // tokens
+  ERR_TOKEN_INVALID: { status: 401, summary: 'The token is not a well-formed Gatehouse JWT (segments, base64url, JSON, typ, required claims, lifetime).' },
+  ERR_TOKEN_TOO_LARGE: { status: 401, summary: 'The token is longer than 8 KiB; it is refused before parsing.' },
+  ERR_TOKEN_ALGORITHM: { status: 401, summary: 'The token is not signed with EdDSA (alg none, HS256, RS256, ...).' },
+  ERR_TOKEN_HEADER_REFUSED: { status: 401, summary: 'The token header carries jku, x5u, jwk, x5c, crit or zip; they are never followed.' },
+  ERR_TOKEN_UNKNOWN_KEY: { status: 401, summary: 'The token kid names no published signing key (unknown, or retired past its grace).' },
+  ERR_TOKEN_SIGNATURE: { status: 401, summary: 'The token signature does not verify (tampered header, payload or signature).' },
+  ERR_TOKEN_ISSUER: { status: 401, summary: 'The token iss is not this gateway.' },
+  ERR_TOKEN_AUDIENCE: { status: 401, summary: 'The token aud is not the expected audience.' },
+  ERR_TOKEN_EXPIRED: { status: 401, summary: 'The token exp has passed (beyond the allowed clock skew).' },
+  ERR_TOKEN_NOT_YET_VALID: { status: 401, summary: 'The token nbf is in the future (beyond the allowed clock skew).' },
+  ERR_TOKEN_NAMESPACE: { status: 401, summary: 'The token ns is not the expected namespace.' },
+  ERR_TOKEN_BINDING: { status: 401, summary: 'The token cnf does not match the client certificate, or an unbound token was given where binding is required.' },
+  ERR_TOKEN_REVOKED: { status: 401, summary: 'The token, or its subject, has been revoked.' },
+  ERR_TOKEN_BAD_TTL: { status: 400, summary: 'A token lifetime is not a whole number of seconds from 1 to 900.' },
+  ERR_TOKEN_MINT_INVALID: { status: 400, summary: 'A mint request has a missing or malformed claim value.' },
+  ERR_TOKEN_UNAVAILABLE: { status: 503, summary: 'No signing key is available (keys not loaded yet, store unreachable) or the token service is closed.' },
+  ERR_TOKEN_JWKS_UNAVAILABLE: { status: 503, summary: 'The verifier SDK cannot fetch or parse the JWKS.' },
+  ERR_TOKEN_KEK_NOT_FOUND: { status: 500, summary: 'No key-encryption key: GATEHOUSE_KEK is unset and the KEK file does not exist.' },
+  ERR_TOKEN_KEK_INVALID: { status: 500, summary: 'The key-encryption key is not base64 of exactly 32 bytes, or its file is not a regular file.' },
+  ERR_TOKEN_KEK_PERMISSIONS: { status: 500, summary: 'The KEK file is readable or writable by group or others.' },
+  ERR_TOKEN_KEY_UNSEALABLE: { status: 500, summary: 'A stored signing key cannot be opened with this KEK (another KEK, tampered, or moved under another kid).' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

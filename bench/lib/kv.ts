@@ -6,6 +6,7 @@
 //   cas        get() then put({ifModRevision}) of one counter, one at a time
 //   watch      put() until a watcher's handler runs with its event (not the put's ack), one at a time
 //   batched    `inFlight` puts kept in flight; ops/s over the whole run, latency per put
+//   txn-batched puts grouped into transactions (`opsPerTxn`), `inFlight` txns; ops/s per put, latency per txn
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../../src/store/types.js';
 
@@ -19,6 +20,7 @@ export interface KvFigure {
   p99us: number;
   valueBytes: number;
   inFlight?: number;
+  opsPerTxn?: number;
 }
 
 export interface MeasureOptions {
@@ -174,4 +176,32 @@ export async function measureBatched(store: Store, o: MeasureOptions & { inFligh
   await Promise.all(Array.from({ length: o.inFlight }, lane));
   const elapsedMs = performance.now() - start;
   return figure('batched-put', o, samples.subarray(0, next), elapsedMs, { inFlight: o.inFlight });
+}
+
+/**
+ * Puts grouped `opsPerTxn` to a transaction (one revision each), `inFlight` transactions at
+ * a time: how Gatehouse itself writes in bulk (the audit writer's batches). ops/s counts puts.
+ */
+export async function measureTxnBatched(store: Store, o: MeasureOptions & { inFlight: number; opsPerTxn: number }): Promise<KvFigure> {
+  const p = prefix();
+  const v = value(o);
+  const txns = Math.ceil(o.n / o.opsPerTxn);
+  const samples = new Float64Array(txns);
+  let next = 0;
+  const deadline = performance.now() + (o.maxMs ?? 10_000);
+  const start = performance.now();
+  const lane = async (): Promise<void> => {
+    while (next < txns && performance.now() < deadline) {
+      const t = next++;
+      const ops = Array.from({ length: o.opsPerTxn }, (_, j) => ({ op: 'put' as const, key: `${p}${(t * o.opsPerTxn + j) % 50_000}`, value: v }));
+      const t0 = performance.now();
+      await store.txn([], ops);
+      samples[t] = (performance.now() - t0) * 1000;
+    }
+  };
+  await Promise.all(Array.from({ length: o.inFlight }, lane));
+  const elapsedMs = performance.now() - start;
+  const f = figure('txn-batched-put', o, samples.subarray(0, next), elapsedMs, { inFlight: o.inFlight });
+  // latency is per transaction; throughput per put
+  return { ...f, n: next * o.opsPerTxn, opsPerSec: Math.round(((next * o.opsPerTxn) / elapsedMs) * 1000), opsPerTxn: o.opsPerTxn };
 }

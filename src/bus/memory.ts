@@ -3,7 +3,7 @@
 // subscriber costs no memory beyond the log; if it falls so far behind that a message it
 // still had to see is evicted, it ends with ERR_BUS_SEQUENCE_GONE (resume from the store).
 import { GatehouseError } from '../errors.js';
-import { checkFromSequence, matches, parsePattern, parseSubject, toPayload } from './subject.js';
+import { checkFromSequence, matches, parsePattern, parseSubject, reportTo, toPayload } from './subject.js';
 import type { Bus, BusHandler, BusMessage, MemoryBusOptions, SubscribeOptions, Subscription } from './types.js';
 
 const DEFAULT_RETAIN = 100_000;
@@ -172,12 +172,7 @@ class MemorySubscription implements Subscription {
   }
 
   #report(err: unknown): void {
-    if (this.onError === undefined) return;
-    try {
-      this.onError(err instanceof Error ? err : new Error(String(err)));
-    } catch {
-      // An onError that throws must not stop delivery.
-    }
+    reportTo(this.onError, err);
   }
 
   #end(err: GatehouseError): void {

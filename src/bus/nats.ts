@@ -22,7 +22,7 @@ import type { Consumer, ConsumerConfig, ConsumerMessages, JetStreamClient, JetSt
 import { connect, errors as natsErrors, nanos, nuid } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { GatehouseError } from '../errors.js';
-import { MAX_PAYLOAD_BYTES, checkFromSequence, parsePattern, parseSubject, toPayload } from './subject.js';
+import { MAX_PAYLOAD_BYTES, checkFromSequence, parsePattern, parseSubject, reportTo, toPayload } from './subject.js';
 import type { Bus, BusHandler, BusMessage, NatsBusOptions, SubscribeOptions, Subscription } from './types.js';
 
 const DEFAULT_STREAM = 'GATEHOUSE';
@@ -351,12 +351,7 @@ class NatsSubscription implements Subscription {
   }
 
   #report(err: unknown): void {
-    if (this.onError === undefined) return;
-    try {
-      this.onError(err instanceof Error ? err : new Error(String(err)));
-    } catch {
-      // An onError that throws must not stop delivery.
-    }
+    reportTo(this.onError, err);
   }
 
   #end(err: GatehouseError): void {

@@ -84,3 +84,13 @@ export function checkFromSequence(fromSequence: number | undefined): void {
     throw new GatehouseError('ERR_BAD_REQUEST', `fromSequence must be a non-negative integer, got ${String(fromSequence)}`);
   }
 }
+
+/** Hands an error to a subscription's onError; an onError that throws must not stop delivery. */
+export function reportTo(onError: ((err: Error) => void) | undefined, err: unknown): void {
+  if (onError === undefined) return;
+  try {
+    onError(err instanceof Error ? err : new Error(String(err)));
+  } catch {
+    // ignored on purpose
+  }
+}

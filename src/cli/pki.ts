@@ -7,8 +7,7 @@ import {
   CA_FILES, REVOCATION_REASONS, canonicalSerial, initCa, isDnsLabel, isTrustDomain, issueCertificate, loadCa, recordIssued,
   writeCertificateFiles, type RevocationReason,
 } from '../pki/index.js';
-import { openStore, type Store } from '../store/index.js';
-import { runOp } from './store-access.js';
+import { runOp, withStore } from './store-access.js';
 import { configOption, type Command } from './command.js';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -36,14 +35,6 @@ async function givenConfig(values: Values, env: Readonly<Record<string, string |
   return file === undefined ? undefined : loadConfig(file, env);
 }
 
-async function withStore<T>(config: GatehouseConfig, fn: (s: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(config.store.kind === 'embedded' ? { kind: 'embedded', path: config.store.path } : config.store);
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
 
 export const caInitCommand: Command = {
   name: ['ca', 'init'],

@@ -11,6 +11,16 @@ export function storeOptions(config: GatehouseConfig): Parameters<typeof openSto
   return config.store.kind === 'embedded' ? { kind: 'embedded', path: config.store.path } : config.store;
 }
 
+/** Opens the store for one command and always closes it. */
+export async function withStore<T>(config: GatehouseConfig, fn: (s: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(storeOptions(config));
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
 async function viaGateway(config: GatehouseConfig, name: StoreOpName, args: unknown): Promise<unknown> {
   if (config.store.kind !== 'embedded') throw new GatehouseError('ERR_INTERNAL', 'only the embedded store is reached through the gateway');
   const token = await readAdminToken(config.store.path);

@@ -1,16 +1,8 @@
-import { loadConfig, type GatehouseConfig } from '../config/index.js';
-import { openStore, type Store } from '../store/index.js';
+import { loadConfig } from '../config/index.js';
+import { withStore } from './store-access.js';
 import { GatehouseError } from '../errors.js';
 import { configOption, type Command } from './command.js';
 
-async function withStore<T>(config: GatehouseConfig, fn: (s: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(config.store.kind === 'embedded' ? { kind: 'embedded', path: config.store.path } : config.store);
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
 
 export const storeStatusCommand: Command = {
   name: ['store', 'status'],

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { GatehouseError } from '../errors.js';
 import { errorBody, installErrorHandlers } from '../lib/http-errors.js';
 import type { GatewayMetrics } from '../lib/metrics.js';
@@ -68,7 +68,8 @@ export async function createProxyListener(o: ProxyListenerOptions): Promise<Prox
     logger: o.logger ?? false,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
-    disableRequestLogging: true,
+    // per-request logs would repeat the audit log (and URLs may carry secrets in queries)
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     // routing never sees a client's path: everything but the gateway's own paths goes to PROXY_ROUTE
     rewriteUrl: (req) => (gatewayPaths.has(req.url ?? '') ? (req.url ?? '/') : PROXY_ROUTE),

@@ -81,7 +81,9 @@ describe('gatehouse serve (separate process)', () => {
     const afterUpload = memory(pid);
     const growth = afterUpload.hwm - before.hwm;
     console.log(JSON.stringify({ test: 'upload-100MB', rssBeforeMB: +(before.rss / MB).toFixed(1), peakBeforeMB: +(before.hwm / MB).toFixed(1), peakAfterMB: +(afterUpload.hwm / MB).toFixed(1), peakGrowthMB: +(growth / MB).toFixed(1) }));
-    assert.ok(growth < 40 * MB, `gateway peak memory grew by ${(growth / MB).toFixed(1)} MB for a 100 MB upload`);
+    // Buffering would grow the peak by at least the 100 MB body; streaming leaves GC slack only
+    // (14 MB on a quiet machine, up to ~45 MB under load).
+    assert.ok(growth < 64 * MB, `gateway peak memory grew by ${(growth / MB).toFixed(1)} MB for a 100 MB upload`);
   });
 
   it('policy apply reaches the running gateway and changes the next verdict', async () => {
