@@ -193,11 +193,15 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-/** Builds and starts the gateway in this process on the fixture's config. */
-export async function startGateway(f: Fixture): Promise<RunningGateway> {
-  const config = parseConfig(f.configText, f.configFile);
-  if (config.store.kind !== 'embedded') throw new Error('fixture uses the embedded store');
-  const store = await openStore({ kind: 'embedded', path: config.store.path });
+/**
+ * Builds and starts the gateway in this process on the fixture's config: on its embedded
+ * store, or as replica `replicaId` of a shared etcd cluster.
+ */
+export async function startGateway(f: Fixture, shared?: { endpoints: string[]; replicaId: string }): Promise<RunningGateway> {
+  const env = shared ? { GATEHOUSE_STORE_KIND: 'etcd', GATEHOUSE_STORE_ENDPOINTS: shared.endpoints.join(',') } : {};
+  const text = shared ? f.configText.replace('replicaId: test-a', `replicaId: ${shared.replicaId}`) : f.configText;
+  const config = parseConfig(text, f.configFile, env);
+  const store = await openStore(config.store.kind === 'embedded' ? { kind: 'embedded', path: config.store.path } : config.store);
   const bus = await openBus({ kind: 'memory' });
   const app = await buildApp(config, { store, bus, clock: systemClock });
   const addrs = await app.listen();
