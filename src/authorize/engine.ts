@@ -1,6 +1,7 @@
 // PolicyEngine holds the current immutable PolicyState and swaps a new one in atomically
 // (one assignment): a decision sees either the old state or the new one, never a mix.
-import type { AccessRequest, Authorizer, Decision } from '../contracts/authz.js';
+import type { AccessRequest, Authorizer, Decision, Principal } from '../contracts/authz.js';
+import { canReach } from './reach.js';
 import { decide, unavailable } from './decide.js';
 import type { PolicyState } from './types.js';
 
@@ -38,6 +39,10 @@ export class PolicyEngine implements Authorizer {
   onSwap(fn: (swap: PolicySwap) => void): () => void {
     this.#listeners.add(fn);
     return () => this.#listeners.delete(fn);
+  }
+
+  canReach(principal: Principal, namespace: string, service: string): boolean {
+    return canReach(this.#state, principal, namespace, service);
   }
 
   decide(request: AccessRequest): Decision {

@@ -8,3 +8,4 @@ export { PolicyEngine, type PolicySwap } from './engine.js';
 export { readPolicyDir, checkPolicyDir, loadPolicyDir, reloadPolicyDir, type PolicyDir } from './dir.js';
 export { applyPolicies, applyPolicySources, loadStoredPolicies, watchPolicies, POLICY_PREFIX, type ApplyResult, type PolicyWatch, type PolicyWatchOptions, type StoredPolicy } from './store.js';
 export { MODEL_CONF } from './model.js';
+export { canReach } from './reach.js';

@@ -59,4 +59,6 @@ export interface Decision {
 
 export interface Authorizer {
   decide(request: AccessRequest): Decision;
+  /** True when some allow rule admits the principal to the service (any method or path): token exchange asks this. */
+  canReach(principal: Principal, namespace: string, service: string): boolean;
 }
