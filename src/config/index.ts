@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { GatehouseError } from '../errors.js';
-import { bool, byKind, int, list, obj, oneOf, optional, required, str, withDefault, Issues, type Path } from './schema.js';
+import { bool, byKind, duration, int, list, obj, oneOf, optional, required, str, withDefault, Issues, type Path } from './schema.js';
 
 const hostname = str({ pattern: /^[A-Za-z0-9.:[\]-]+$/, hint: 'a host name or IP address' });
 const port = int({ min: 0, max: 65535 });
@@ -47,6 +47,17 @@ const schema = obj({
     () => ({ kind: 'memory' as const }),
   ),
   pki: withDefault(obj({ dir: required(str()) }), () => ({ dir: './certs' })),
+  tokens: withDefault(
+    obj({
+      /** iss of every minted token; default https://gatehouse.<trustDomain>. */
+      issuer: optional(str({ pattern: /^https?:\/\/[^\s?#]+$/, hint: 'an https:// URL without query or fragment' })),
+      /** Key-encryption key file (base64 of 32 bytes); GATEHOUSE_KEK overrides; default <pki.dir>/kek. */
+      kekFile: optional(str()),
+      ttl: withDefault(duration({ minMs: 1_000, maxMs: 900_000 }), () => 300_000),
+      rotateAfter: withDefault(duration({ minMs: 60_000 }), () => 86_400_000),
+    }),
+    () => ({ ttl: 300_000, rotateAfter: 86_400_000 }),
+  ),
   policies: withDefault(obj({ dir: required(str()) }), () => ({ dir: './policies' })),
   listeners: withDefault(
     obj({
@@ -63,7 +74,10 @@ const schema = obj({
         namespace: required(str({ pattern: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, hint: 'a DNS label' })),
         service: required(str({ pattern: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, hint: 'a DNS label' })),
         upstream: required(str({ pattern: /^https?:\/\/[^\s]+$/, hint: 'an http:// or https:// URL' })),
+        /** Keep the client's own Authorization header (default: dropped). */
         passAuthorization: optional(bool()),
+        /** Header that carries the minted token to the upstream (default authorization, as Bearer). */
+        tokenHeader: optional(str({ pattern: /^[a-z0-9-]{1,64}$/, hint: 'a lowercase header name' })),
       }),
     ),
     () => [],
@@ -120,6 +134,11 @@ export function parseConfig(text: string, source: string, env: Readonly<Record<s
   }
   const issues = new Issues();
   const parsed = schema(input, [], issues);
+  parsed?.routes.forEach((r, i) => {
+    if (r.passAuthorization === true && (r.tokenHeader ?? 'authorization') === 'authorization') {
+      issues.add(['routes', i, 'tokenHeader'], 'must name another header when passAuthorization is true (the client keeps Authorization)');
+    }
+  });
   if (parsed === undefined || issues.list.length > 0) {
     const lines = issues.list.map((i) => {
       const node = doc.getIn(i.path, true);
@@ -134,6 +153,7 @@ export function parseConfig(text: string, source: string, env: Readonly<Record<s
     ...parsed,
     store: parsed.store.kind === 'embedded' ? { ...parsed.store, path: abs(parsed.store.path) } : parsed.store,
     pki: { dir: abs(parsed.pki.dir) },
+    tokens: { ...parsed.tokens, ...(parsed.tokens.kekFile !== undefined ? { kekFile: abs(parsed.tokens.kekFile) } : {}) },
     policies: { dir: abs(parsed.policies.dir) },
     source: path.resolve(source),
   };

@@ -41,6 +41,29 @@ export function int(opts: { min?: number; max?: number } = {}): Check<number> {
   };
 }
 
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses "90s", "15m", "24h", "7d", "500ms" (or a number of seconds) to milliseconds. */
+export function parseDuration(v: unknown): number | undefined {
+  if (typeof v === 'number' && Number.isFinite(v) && v > 0) return v * 1_000;
+  if (typeof v !== 'string') return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v.trim());
+  if (m === null) return undefined;
+  const ms = Number(m[1]) * UNIT_MS[m[2]!]!;
+  return ms > 0 && Number.isFinite(ms) ? Math.round(ms) : undefined;
+}
+
+/** A duration like 300s, 15m, 24h; the result is milliseconds. */
+export function duration(opts: { minMs?: number; maxMs?: number } = {}): Check<number> {
+  return (v, path, issues) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) return void issues.add(path, `must be a duration like 300s, 15m or 24h, got ${describe(v)}`);
+    if (opts.minMs !== undefined && ms < opts.minMs) return void issues.add(path, `must be at least ${opts.minMs / 1000}s`);
+    if (opts.maxMs !== undefined && ms > opts.maxMs) return void issues.add(path, `must be at most ${opts.maxMs / 1000}s`);
+    return ms;
+  };
+}
+
 export function bool(): Check<boolean> {
   return (v, path, issues) => (typeof v === 'boolean' ? v : void issues.add(path, `must be true or false, got ${describe(v)}`));
 }

@@ -89,6 +89,21 @@ describe('config', () => {
     assert.match(invalid('{}\n', { GATEHOUSE_ADMIN_PORT: 'abc' }), /listeners\.admin\.port must be an integer/);
   });
 
+  it('parses token durations and refuses a ttl above 900 s', () => {
+    const c = parseConfig('tokens: { ttl: 2m, rotateAfter: 12h, kekFile: ./k }\n', '/etc/gh/g.yaml');
+    assert.deepEqual(c.tokens, { ttl: 120_000, rotateAfter: 43_200_000, kekFile: '/etc/gh/k' });
+    assert.deepEqual(parseConfig('{}', '/x.yaml').tokens, { ttl: 300_000, rotateAfter: 86_400_000 });
+    assert.match(invalid('tokens: { ttl: 16m }\n'), /tokens\.ttl must be at most 900s/);
+    assert.match(invalid('tokens: { ttl: soon }\n'), /tokens\.ttl must be a duration/);
+  });
+
+  it('refuses passAuthorization without another token header', () => {
+    const route = '{ host: a.b, namespace: ns, service: svc, upstream: "http://127.0.0.1:1", passAuthorization: true }';
+    assert.match(invalid(`routes:\n  - ${route}\n`), /routes\[0\]\.tokenHeader must name another header/);
+    const ok = parseConfig(`routes:\n  - ${route.replace('}', ', tokenHeader: x-gatehouse-token }')}\n`, '/x.yaml');
+    assert.equal(ok.routes[0]?.tokenHeader, 'x-gatehouse-token');
+  });
+
   it('the shipped gatehouse.yaml is valid', async () => {
     const c = await loadConfig(path.join(import.meta.dirname, '../../gatehouse.yaml'));
     assert.equal(c.store.kind, 'embedded');
