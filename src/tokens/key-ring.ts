@@ -32,7 +32,7 @@ export interface KeyRingOptions {
   kek: KeyObject;
   /** Rotation period (default 24 h). At least 2 × prepublishMs. */
   rotateAfterMs?: number;
-  /** How long a new key is published before it signs (default 10 min). */
+  /** How long a new key is published before it signs (default 10 min, or rotateAfterMs / 4 if less). */
   prepublishMs?: number;
   /** Wait before retrying a failed rotation or a broken watch (default 30 s). */
   retryMs?: number;
@@ -102,6 +102,7 @@ export class KeyRing {
   #chain: Promise<void> = Promise.resolve();
   #rotation: Promise<RotateResult> | undefined;
   #timer: TimerHandle | undefined;
+  #lastKick = Number.NEGATIVE_INFINITY;
   #closed = false;
   #signing: { kid: string; key: WebCryptoKey; validUntil: number } | undefined;
   #rotations = 0;
@@ -112,7 +113,8 @@ export class KeyRing {
     this.#clock = options.clock;
     this.#kek = options.kek;
     this.#rotateAfterMs = options.rotateAfterMs ?? TOKEN_LIMITS.rotateAfterMs;
-    this.#prepublishMs = options.prepublishMs ?? TOKEN_LIMITS.prepublishMs;
+    // Short rotation periods (tests, drills) get a proportionally short prepublish time.
+    this.#prepublishMs = options.prepublishMs ?? Math.min(TOKEN_LIMITS.prepublishMs, Math.floor(this.#rotateAfterMs / 4));
     this.#retryMs = options.retryMs ?? 30_000;
     this.#onError = options.onError ?? (() => undefined);
     this.#onChange = options.onChange ?? (() => undefined);
@@ -175,12 +177,7 @@ export class KeyRing {
   }
 
   stats(): KeyRingStats {
-    let signingKid: string | undefined;
-    try {
-      signingKid = this.#closed ? undefined : this.signingKey().kid;
-    } catch {
-      signingKid = undefined;
-    }
+    const signingKid = this.#closed ? undefined : this.#pickSigning(this.#clock.now())?.kid;
     return { published: this.published().length, signingKid, rotations: this.#rotations, adopted: this.#adopted };
   }
 
@@ -337,19 +334,34 @@ export class KeyRing {
     if (this.#closed) return;
     this.#timer?.cancel();
     const wait = Math.max(0, this.#dueAt() - this.#clock.now());
-    this.#timer = this.#clock.setTimer(() => this.#kick(), wait);
+    this.#timer = this.#clock.setTimer(() => {
+      this.#lastKick = Number.NEGATIVE_INFINITY; // a scheduled rotation is never rate-limited
+      this.#kick();
+    }, wait);
   }
 
-  /** Starts a rotation if none is running; on failure retries after retryMs. */
+  /**
+   * Starts a rotation if none is running and none started within retryMs (a replica that cannot
+   * sign must not turn every mint into store reads). Retries after retryMs on failure, or when
+   * the store's view still leaves this replica without a key to sign with.
+   */
   #kick(): void {
-    if (this.#closed || this.#rotation !== undefined) return;
+    const now = this.#clock.now();
+    if (this.#closed || this.#rotation !== undefined || now - this.#lastKick < this.#retryMs) return;
+    this.#lastKick = now;
+    const retryLater = (): void => {
+      if (this.#closed) return;
+      this.#timer?.cancel();
+      this.#timer = this.#clock.setTimer(() => {
+        this.#lastKick = Number.NEGATIVE_INFINITY;
+        this.#kick();
+      }, this.#retryMs);
+    };
     this.rotate().then(
-      () => this.#schedule(),
+      (r) => (!r.rotated && this.#dueAt() <= this.#clock.now() ? retryLater() : this.#schedule()),
       (err: unknown) => {
         this.#report(err);
-        if (this.#closed) return;
-        this.#timer?.cancel();
-        this.#timer = this.#clock.setTimer(() => this.#kick(), this.#retryMs);
+        retryLater();
       },
     );
   }
@@ -384,7 +396,8 @@ export class KeyRing {
       const pointerValue: SigningPointer = { kid: record.kid };
 
       const leases: string[] = [];
-      const lease = await this.#store.grant(leaseSeconds(record.expireAt, now));
+      // TTLs from the clock as late as possible: the lease must not outlive expireAt by more than rounding.
+      const lease = await this.#store.grant(leaseSeconds(record.expireAt, this.#clock.now()));
       leases.push(lease.id);
       const compares: Parameters<Store['txn']>[0] = [{ key: SIGNING_POINTER_KEY, target: 'modRevision', op: '==', value: pointerKv?.modRevision ?? 0 }];
       const ops: TxnOp[] = [
@@ -394,7 +407,7 @@ export class KeyRing {
       // The key it replaces stops signing when the new one starts, and is unpublished a grace later.
       if (current !== undefined && currentKv !== undefined && current.retireAt > activateAt) {
         const shortened: StoredSigningKey = { ...current, retireAt: Math.max(activateAt, current.activateAt), expireAt: Math.max(activateAt, current.activateAt) + RETIRED_GRACE_MS };
-        const oldLease = await this.#store.grant(leaseSeconds(shortened.expireAt, now));
+        const oldLease = await this.#store.grant(leaseSeconds(shortened.expireAt, this.#clock.now()));
         leases.push(oldLease.id);
         compares.push({ key: currentKv.key, target: 'modRevision', op: '==', value: currentKv.modRevision });
         ops.push({ op: 'put', key: currentKv.key, value: JSON.stringify(shortened), lease: oldLease.id });
@@ -402,6 +415,8 @@ export class KeyRing {
       const txn = await this.#store.txn(compares, ops);
       if (txn.succeeded) {
         this.#rotations++;
+        // The replaced key now lives on its shorter lease; its first lease holds nothing any more.
+        if (leases.length === 2 && currentKv?.lease !== undefined) await this.#store.revoke(currentKv.lease).catch(() => undefined);
         // Apply at once; the watch delivers the same revisions later and they are ignored.
         for (const op of ops) {
           if (op.op !== 'put' || op.key === SIGNING_POINTER_KEY) continue;

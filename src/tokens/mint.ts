@@ -143,7 +143,7 @@ export class Minter {
     try {
       const signed = await entry.promise;
       // Not cached if the subject was forgotten (revoked) while it was being signed.
-      if (!entry.cancelled) this.#cache.set(key, signed, [n.subject]);
+      if (!entry.cancelled) this.#cache.set(key, signed, [`sub:${n.subject}`, `jti:${signed.jti}`]);
       return this.#result(signed, this.#clock.now(), false);
     } finally {
       if (this.#inflight.get(key) === entry) this.#inflight.delete(key);
@@ -158,7 +158,12 @@ export class Minter {
         this.#inflight.delete(key);
       }
     }
-    return this.#cache.deleteTag(subject);
+    return this.#cache.deleteTag(`sub:${subject}`);
+  }
+
+  /** Drops the cached token with this jti (revocation of one token). */
+  forgetToken(jti: string): number {
+    return this.#cache.deleteTag(`jti:${jti}`);
   }
 
   clear(): void {

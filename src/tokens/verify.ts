@@ -1,9 +1,9 @@
 // Verification of a Gatehouse token, check by check; every refusal is a 401 with its own code.
 //
 //   1. size: at most 8 KiB, before anything is parsed
-//   2. shape: three base64url segments, a 64-byte signature, a JSON object header
+//   2. header: three segments, the first a base64url JSON object
 //   3. header: no jku / x5u / jwk / x5c / crit / zip (keys never come from the token)
-//   4. alg: EdDSA, pinned; typ: at+jwt
+//   4. alg: EdDSA, pinned; typ: at+jwt; a kid; then payload and a 64-byte signature in base64url
 //   5. kid: names a published key (a key past its expireAt is not published)
 //   6. signature, iss, exp, nbf (30 s skew, on the injected clock) — jose
 //   7. claim shapes and lifetime (exp - iat <= 900 s)
@@ -55,8 +55,7 @@ export function inspectToken(token: unknown): { kid: string } {
   const parts = token.split('.');
   if (parts.length !== 3) throw refuse('ERR_TOKEN_INVALID', 'a token has three dot-separated segments');
   const [h, p, s] = parts as [string, string, string];
-  if (!SEGMENT.test(h) || !SEGMENT.test(p) || !SEGMENT.test(s)) throw refuse('ERR_TOKEN_INVALID', 'a token segment is not base64url');
-  if (s.length !== SIGNATURE_CHARS) throw refuse('ERR_TOKEN_INVALID', 'the signature is not 64 bytes');
+  if (!SEGMENT.test(h)) throw refuse('ERR_TOKEN_INVALID', 'the header is not base64url');
   let header: unknown;
   try {
     header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
@@ -71,6 +70,9 @@ export function inspectToken(token: unknown): { kid: string } {
   if (hdr.alg !== 'EdDSA') throw refuse('ERR_TOKEN_ALGORITHM', `alg ${typeof hdr.alg === 'string' ? JSON.stringify(hdr.alg.slice(0, 20)) : typeof hdr.alg} is not allowed; only EdDSA`);
   if (hdr.typ !== TOKEN_TYP) throw refuse('ERR_TOKEN_INVALID', `typ must be ${TOKEN_TYP}`);
   if (typeof hdr.kid !== 'string' || hdr.kid.length === 0) throw refuse('ERR_TOKEN_UNKNOWN_KEY', 'the token names no kid');
+  // Only now the rest: an alg:none token (empty signature) is reported as the algorithm it is.
+  if (!SEGMENT.test(p) || !SEGMENT.test(s)) throw refuse('ERR_TOKEN_INVALID', 'a token segment is not base64url');
+  if (s.length !== SIGNATURE_CHARS) throw refuse('ERR_TOKEN_INVALID', 'the signature is not 64 bytes');
   return { kid: hdr.kid };
 }
 
