@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GatehouseError } from './errors.js';
 import type { TLSSocket } from 'node:tls';
+import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GatehouseConfig } from './config/index.js';
 import type { Store } from './store/index.js';
@@ -31,11 +32,18 @@ import { serviceIdentity } from './authenticate/service.js';
 import { createProxyListener, peerSerial, type ProxyListener } from './proxy/listener.js';
 import { RouteTable } from './proxy/admit.js';
 import { UpstreamClients } from './proxy/upstream.js';
+import { certThumbprint, loadKek, openTokenService, tokenExchange, type TokenService } from './tokens/index.js';
+import { parseSpiffeId } from './pki/index.js';
+import type { Principal } from './contracts/authz.js';
 
 export interface AppDeps {
   store: Store;
   bus: Bus;
   clock: Clock;
+  /** Where GATEHOUSE_KEK may come from (main passes process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Benchmarks only: forward without minting tokens, to measure what tokens cost. */
+  withoutTokens?: boolean;
   /** fastify logger options; false in tests. */
   logger?: FastifyServerOptions['logger'];
 }
@@ -55,6 +63,7 @@ export interface GatehouseApp {
   audit: AuditWriter;
   policy: PolicyEngine;
   revocations: CertRevocationList | undefined;
+  tokens: TokenService | undefined;
   listen(): Promise<ListeningAddresses>;
   close(): Promise<void>;
 }
@@ -63,6 +72,40 @@ export interface GatehouseApp {
 export const REDACT = ['req.headers.authorization', 'req.headers.cookie', 'req.headers["proxy-authorization"]', 'res.headers["set-cookie"]'];
 
 export const CRL_PATH = '/.gatehouse/crl.pem';
+export const JWKS_PATH = '/.well-known/jwks.json';
+export const TOKEN_PATH = '/.gatehouse/token';
+const MAX_FORM_BYTES = 8 * 1024;
+
+/** Reads a small form body from a request whose body fastify left unread. */
+async function readForm(req: IncomingMessage): Promise<Record<string, string> | GatehouseError> {
+  const type = req.headers['content-type'] ?? '';
+  if (!type.toLowerCase().startsWith('application/x-www-form-urlencoded')) return new GatehouseError('ERR_BAD_REQUEST', 'expected application/x-www-form-urlencoded');
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_FORM_BYTES) return new GatehouseError('ERR_BAD_REQUEST', 'form body too large');
+    chunks.push(chunk);
+  }
+  const form: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(Buffer.concat(chunks).toString('utf8'))) {
+    // RFC 6749 §3.2: parameters must not repeat
+    if (Object.hasOwn(form, k)) return new GatehouseError('ERR_BAD_REQUEST', `parameter ${k.slice(0, 40)} repeated`);
+    form[k] = v;
+  }
+  return form;
+}
+
+/** cnf x5t#S256 of the client certificate on this connection, computed once per connection. */
+const thumbprints = new WeakMap<TLSSocket, string | undefined>();
+function connectionThumbprint(req: IncomingMessage): string | undefined {
+  const socket = req.socket as TLSSocket;
+  if (!thumbprints.has(socket)) {
+    const cert = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
+    thumbprints.set(socket, cert ? certThumbprint(cert) : undefined);
+  }
+  return thumbprints.get(socket);
+}
 
 /** First start on an empty store: the policies folder becomes the stored policy (later changes: `policy apply`). */
 async function bootstrapPolicies(store: Store, dir: string, log: (msg: string) => void): Promise<void> {
@@ -101,6 +144,7 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
   let policyWatch: PolicyWatch | undefined;
   let service: ProxyListener | undefined;
   let revocations: CertRevocationList | undefined;
+  let tokens: TokenService | undefined;
   let crl: CrlPublisher | undefined;
 
   try {
@@ -146,11 +190,26 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       closers.push(() => upstreams.close());
 
       const publisher = crl;
+      const kek = await loadKek({ file: config.tokens.kekFile ?? path.join(config.pki.dir, 'kek'), env: deps.env ?? {} });
+      const tokenService = await openTokenService({
+        store,
+        clock,
+        kek,
+        issuer: config.tokens.issuer ?? `https://gatehouse.${config.trustDomain}`,
+        ttlSeconds: Math.round(config.tokens.ttl / 1000),
+        rotateAfterMs: config.tokens.rotateAfter,
+        onError: (e) => admin.log.error({ code: e.code }, `tokens: ${e.message}`),
+      });
+      tokens = tokenService;
+      closers.push(() => tokenService.close());
+      const audienceOf = (ns: string, svc: string): string => `spiffe://${config.trustDomain}/ns/${ns}/sa/${svc}`;
+      const rolesOf = (p: Principal, ns: string): string[] => (p.kind === 'user' ? [...(p.roles[ns] ?? [])] : []);
+      const identify = serviceIdentity({ trustDomain: config.trustDomain, isRevoked: (s) => list.isRevoked(s) });
       const listener = await createProxyListener({
         name: 'service',
         tls: { cert: creds.cert, key: creds.key, ca: ca.certPem, requestCert: true },
         routes: new RouteTable(config.routes),
-        identify: serviceIdentity({ trustDomain: config.trustDomain, isRevoked: (s) => list.isRevoked(s) }),
+        identify,
         authorizer: policy,
         audit,
         clock,
@@ -158,10 +217,71 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
         upstreams,
         logger,
         trustDomain: config.trustDomain,
-        gatewayPaths: [CRL_PATH],
+        gatewayPaths: [CRL_PATH, JWKS_PATH, TOKEN_PATH],
         registerGatewayRoutes: (app) => {
           app.get(CRL_PATH, async (_req, reply) => reply.type('application/pkix-crl').header('cache-control', 'max-age=60').send(publisher.pem()));
+          app.get(JWKS_PATH, async (_req, reply) => reply.header('cache-control', tokenService.jwksCacheControl).send(tokenService.jwks()));
+          // RFC 8693 token exchange: a token for an audience the caller may reach, bound to its certificate.
+          app.post(TOKEN_PATH, async (request, reply) => {
+            const who = identify(request.raw);
+            const thumbprint = connectionThumbprint(request.raw);
+            const event = {
+              '@timestamp': new Date(clock.now()).toISOString(),
+              'event.action': 'token.exchange',
+              'source.ip': request.ip,
+              'gatehouse.request_id': request.id,
+            } as const;
+            if (who instanceof GatehouseError || who.kind !== 'service' || thumbprint === undefined) {
+              const err = who instanceof GatehouseError ? who : new GatehouseError('ERR_CERT_REQUIRED');
+              audit.append({ ...event, 'event.outcome': 'failure', 'gatehouse.error_code': err.code });
+              return reply.status(401).header('cache-control', 'no-store').send({ error: 'invalid_client', error_description: err.message });
+            }
+            const form = await readForm(request.raw);
+            if (form instanceof GatehouseError) {
+              audit.append({ ...event, 'event.outcome': 'failure', 'gatehouse.subject': who.spiffeId, 'gatehouse.error_code': form.code });
+              return reply.status(400).header('cache-control', 'no-store').send({ error: 'invalid_request', error_description: form.message });
+            }
+            const result = await tokenExchange({
+              form,
+              caller: { spiffeId: who.spiffeId, namespace: who.namespace, service: who.service, certThumbprint: thumbprint },
+              canReach: (aud) => {
+                const target = parseSpiffeId(aud);
+                return target.trustDomain === config.trustDomain && policy.canReach(who, target.namespace, target.service);
+              },
+              service: tokenService,
+              trustDomain: config.trustDomain,
+            });
+            audit.append({
+              ...event,
+              'event.outcome': result.status === 200 ? 'success' : 'failure',
+              'gatehouse.subject': who.spiffeId,
+              ...(typeof form.audience === 'string' ? { 'gatehouse.audience': form.audience.slice(0, 300) } : {}),
+              ...('error' in result.body ? { 'event.reason': result.body.error } : {}),
+            });
+            return reply.status(result.status).headers(result.headers).send(result.body);
+          });
         },
+        checkBearer: deps.withoutTokens
+          ? undefined
+          : async (token, a, req) => {
+              const thumbprint = connectionThumbprint(req);
+              // bound to this very connection's certificate, for exactly this upstream
+              await tokenService.verify(token, { audience: audienceOf(a.route.namespace, a.route.service), requireBinding: true, ...(thumbprint !== undefined ? { certThumbprint: thumbprint } : {}) });
+            },
+        upstreamHeaders: deps.withoutTokens
+          ? undefined
+          : async (a, req) => {
+              const thumbprint = a.principal.kind === 'service' ? connectionThumbprint(req) : undefined;
+              const minted = await tokenService.mint({
+                subject: a.subject,
+                audience: audienceOf(a.route.namespace, a.route.service),
+                namespace: a.route.namespace,
+                roles: rolesOf(a.principal, a.route.namespace),
+                ...(thumbprint !== undefined ? { certThumbprint: thumbprint } : {}),
+              });
+              const header = a.route.tokenHeader ?? 'authorization';
+              return { [header]: header === 'authorization' ? `Bearer ${minted.token}` : minted.token };
+            },
         admitConnection: (socket: TLSSocket) => {
           const serial = peerSerial(socket);
           return serial === undefined || !list.isRevoked(canonicalSerial(serial) ?? serial);
@@ -198,6 +318,10 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       }
       closers.push(() => listener.close());
     }
+    const jwksSource = tokens;
+    if (jwksSource !== undefined) {
+      admin.get(JWKS_PATH, async (_req, reply) => reply.header('cache-control', jwksSource.jwksCacheControl).send(jwksSource.jwks()));
+    }
     await admin.ready();
   } catch (err) {
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
@@ -213,6 +337,7 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
     audit,
     policy,
     revocations,
+    tokens,
     async listen() {
       const a = config.listeners.admin;
       await admin.listen({ host: a.address, port: a.port });

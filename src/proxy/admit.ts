@@ -13,6 +13,8 @@ export interface ProxyRoute {
   service: string;
   upstream: string;
   passAuthorization?: boolean;
+  /** Header carrying the minted token upstream (default authorization). */
+  tokenHeader?: string;
 }
 
 export class RouteTable {
@@ -40,7 +42,17 @@ export interface AdmitDeps {
 }
 
 export type Admission =
-  | { ok: true; route: ProxyRoute; principal: Principal; decision: Decision; path: string; query: string; subject: string }
+  | {
+      ok: true;
+      route: ProxyRoute;
+      principal: Principal;
+      decision: Decision;
+      path: string;
+      query: string;
+      subject: string;
+      /** The decision's audit event: the caller appends it once the request is really let through (or refused later). */
+      event: AuditEvent;
+    }
   | { ok: false; error: GatehouseError };
 
 export function subjectOf(p: Principal): string {
@@ -118,6 +130,5 @@ export function admit(req: IncomingMessage, rawTarget: string, requestId: string
     deps.audit.append({ ...event, 'gatehouse.error_code': error.code, 'http.response.status_code': error.status });
     return { ok: false, error };
   }
-  deps.audit.append(event);
-  return { ok: true, route, principal: who, decision, path: target.path, query: target.query, subject };
+  return { ok: true, route, principal: who, decision, path: target.path, query: target.query, subject, event };
 }

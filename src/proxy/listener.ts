@@ -10,7 +10,7 @@ import { errorBody, installErrorHandlers } from '../lib/http-errors.js';
 import type { GatewayMetrics } from '../lib/metrics.js';
 import type { AuditSink } from '../contracts/audit.js';
 import type { Clock } from '../lib/clock.js';
-import { admit, clientIp, type AdmitDeps } from './admit.js';
+import { admit, clientIp, type Admission, type AdmitDeps } from './admit.js';
 import { forwardHttp, forwardUpgrade, refuseUpgrade } from './forward.js';
 import type { UpstreamClients } from './upstream.js';
 
@@ -42,6 +42,18 @@ export interface ProxyListenerOptions extends Omit<AdmitDeps, 'listener'> {
   admitConnection?: (socket: TLSSocket) => boolean;
   /** Called when a TLS connection is closed by admitConnection returning false. */
   onConnectionRefused?: (socket: TLSSocket) => void;
+  /** Checks a bearer token the caller presented (e.g. binding to this connection); throws a GatehouseError to refuse. */
+  checkBearer?: ((token: string, admission: Admitted, req: IncomingMessage) => Promise<void>) | undefined;
+  /** Headers for the upstream (the token minted for it); throws a GatehouseError to refuse. */
+  upstreamHeaders?: ((admission: Admitted, req: IncomingMessage) => Promise<Record<string, string>>) | undefined;
+}
+
+type Admitted = Extract<Admission, { ok: true }>;
+
+function bearerOf(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const m = /^Bearer +([^\s]+) *$/i.exec(header);
+  return m?.[1] ?? (header.toLowerCase().startsWith('bearer') ? '' : undefined);
 }
 
 export interface ProxyListener {
@@ -85,6 +97,27 @@ export async function createProxyListener(o: ProxyListenerOptions): Promise<Prox
     bodyLimit: 1024 * 1024,
     connectionTimeout: 0,
     keepAliveTimeout: 30_000,
+    // malformed HTTP (oversized headers, bad request lines) still answers in our shape, and is audited
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+      const ge = new GatehouseError(tooLarge ? 'ERR_HEADERS_TOO_LARGE' : 'ERR_BAD_REQUEST', tooLarge ? 'request headers exceed 16 KiB' : 'malformed HTTP request');
+      o.audit.append({
+        '@timestamp': new Date(o.clock.now()).toISOString(),
+        'event.action': 'proxy.request',
+        'event.outcome': 'failure',
+        'event.reason': err.code ?? 'client-error',
+        'source.ip': socket.remoteAddress ?? 'unknown',
+        'gatehouse.listener': o.name,
+        'gatehouse.error_code': ge.code,
+        'http.response.status_code': ge.status,
+      });
+      if (socket.writable) {
+        const body = JSON.stringify(errorBody(ge, randomUUID()));
+        socket.end(`HTTP/1.1 ${ge.status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      } else {
+        socket.destroy();
+      }
+    },
   });
   installErrorHandlers(app);
   app.removeAllContentTypeParsers();
@@ -134,10 +167,34 @@ export async function createProxyListener(o: ProxyListenerOptions): Promise<Prox
       if (result.error.status !== 404) reply.header('connection', 'close');
       return reply.status(result.error.status).send(errorBody(result.error, request.id));
     }
-    return forwardHttp(request, reply, result, { upstreams: o.upstreams, metrics: o.metrics, listener: o.name, clock: o.clock, trustDomain: o.trustDomain });
+    const extra = await finishAdmission(result, raw);
+    if (extra instanceof GatehouseError) {
+      return reply.status(extra.status).header('connection', 'close').send(errorBody(extra, request.id));
+    }
+    return forwardHttp(request, reply, result, { upstreams: o.upstreams, metrics: o.metrics, listener: o.name, clock: o.clock, trustDomain: o.trustDomain }, extra);
   });
 
+  /** Token checks and upstream headers; audits the decision (or the refusal) exactly once. */
+  async function finishAdmission(a: Admitted, req: IncomingMessage): Promise<Record<string, string> | GatehouseError> {
+    try {
+      const bearer = bearerOf(req.headers.authorization);
+      if (bearer !== undefined) {
+        if (o.checkBearer === undefined || bearer === '') throw new GatehouseError('ERR_TOKEN_INVALID', 'malformed bearer token');
+        await o.checkBearer(bearer, a, req);
+      }
+      const extra = o.upstreamHeaders ? await o.upstreamHeaders(a, req) : {};
+      o.audit.append(a.event);
+      return extra;
+    } catch (err) {
+      const ge = err instanceof GatehouseError ? err : new GatehouseError('ERR_INTERNAL', undefined, { cause: err });
+      o.audit.append({ ...a.event, 'event.outcome': 'failure', 'gatehouse.error_code': ge.code, 'http.response.status_code': ge.status, 'gatehouse.token_refused': true });
+      o.metrics.requests.inc({ listener: o.name, route: `${a.route.namespace}/${a.route.service}`, decision: 'deny', status: String(ge.status) });
+      return ge;
+    }
+  }
+
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
     const requestId = randomUUID();
     const target = req.url ?? '';
     const result = gatewayPaths.has(target)
@@ -148,7 +205,10 @@ export async function createProxyListener(o: ProxyListenerOptions): Promise<Prox
       refuseUpgrade(socket, result.error, requestId);
       return;
     }
-    forwardUpgrade(req, socket, head, result, { upstreams: o.upstreams, metrics: o.metrics, listener: o.name, clock: o.clock, trustDomain: o.trustDomain, requestId, clientIp: clientIp(req) });
+    void finishAdmission(result, req).then((extra) => {
+      if (extra instanceof GatehouseError) return refuseUpgrade(socket, extra, requestId);
+      forwardUpgrade(req, socket, head, result, { upstreams: o.upstreams, metrics: o.metrics, listener: o.name, clock: o.clock, trustDomain: o.trustDomain, requestId, clientIp: clientIp(req) }, extra);
+    });
   });
 
   await app.ready();

@@ -13,6 +13,7 @@ import { revokeCertificate } from '../../src/pki/index.js';
 import { applyPolicySources } from '../../src/authorize/index.js';
 import { systemClock } from '../../src/lib/clock.js';
 import type { AuditEvent } from '../../src/contracts/audit.js';
+import { bearerToken, createVerifier } from '../../src/sdk/index.js';
 import path from 'node:path';
 
 interface ErrorReply {
@@ -51,7 +52,7 @@ describe('service listener (mTLS proxy)', () => {
         'x-gatehouse-subject': 'spiffe://example.org/ns/payments/sa/admin',
         'x-forwarded-for': '10.0.0.1',
         forwarded: 'for=10.0.0.1',
-        authorization: 'Bearer client-secret',
+        authorization: 'Basic Y2xpZW50OnNlY3JldA==',
         connection: 'x-secret',
         'x-secret': 'hop',
       },
@@ -68,7 +69,8 @@ describe('service listener (mTLS proxy)', () => {
     assert.match(echo.headers['x-gatehouse-request-id'] ?? '', /^[0-9a-f-]{36}$/);
     assert.equal(echo.headers['x-forwarded-for'], '127.0.0.1');
     assert.equal(echo.headers.forwarded, undefined);
-    assert.equal(echo.headers.authorization, undefined);
+    // the client's Authorization is dropped; the upstream gets a token minted for it
+    assert.match(echo.headers.authorization ?? '', /^Bearer eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
     assert.equal(echo.headers['x-secret'], undefined);
     // the gateway presents its own certificate upstream: one URI SAN, the gateway's SPIFFE ID
     assert.deepEqual(echo.peer.split(', ').filter((s) => s.startsWith('URI:')), [`URI:spiffe://${TD}/ns/gatehouse/sa/gateway`]);
@@ -79,6 +81,77 @@ describe('service listener (mTLS proxy)', () => {
     assert.equal(ev['url.path'], '/v1/charges');
     assert.equal(ev['gatehouse.subject'], `spiffe://${TD}/ns/frontend/sa/web`);
     assert.deepEqual(ev['gatehouse.reasons'], ['allowed-by-rule']);
+  });
+
+  it('mints a short-lived token for exactly this upstream, bound to the caller certificate, verifiable with the SDK', async () => {
+    const res = await req({ cert: f.certs.web, method: 'POST', path: '/v1/charges', body: '{}' });
+    const echo = JSON.parse(res.body) as { headers: Record<string, string> };
+    const token = bearerToken(echo.headers.authorization ?? '');
+    const verifier = createVerifier({
+      jwksUrl: `https://127.0.0.1:${gw.port}/.well-known/jwks.json`,
+      issuer: `https://gatehouse.${TD}`,
+      audience: `spiffe://${TD}/ns/payments/sa/api`,
+      namespace: 'payments',
+      requireBinding: true,
+      tls: { ca: f.ca.certPem, cert: f.certs.api.certPem, key: f.certs.api.keyPem, servername: 'localhost' },
+    });
+    const claims = await verifier.verify(token, { clientCertificate: f.certs.web.certPem });
+    assert.equal(claims.sub, `spiffe://${TD}/ns/frontend/sa/web`);
+    assert.equal(claims.aud, `spiffe://${TD}/ns/payments/sa/api`);
+    assert.equal(claims.ns, 'payments');
+    assert.deepEqual(claims.roles, []);
+    assert.ok(claims.exp - claims.iat <= 300 && claims.exp - claims.iat > 0);
+    // bound to web's certificate: useless with any other
+    await assert.rejects(verifier.verify(token, { clientCertificate: f.certs.cms.certPem }), { code: 'ERR_TOKEN_BINDING' });
+    // the same subject and audience reuse the token (one signature per token life third)
+    const again = JSON.parse((await req({ cert: f.certs.web, method: 'POST', path: '/v1/charges', body: '{}' })).body) as { headers: Record<string, string> };
+    assert.equal(again.headers.authorization, echo.headers.authorization);
+    const jwks = await fetch(`http://127.0.0.1:${gw.adminPort}/.well-known/jwks.json`);
+    assert.match(jwks.headers.get('cache-control') ?? '', /max-age=\d+/);
+    assert.equal(((await jwks.json()) as { keys: { alg: string }[] }).keys[0]?.alg, 'EdDSA');
+  });
+
+  it('token exchange: a bound token for an audience policy lets the caller reach, invalid_target otherwise', async () => {
+    const exchange = (cert: typeof f.certs.web, body: string) =>
+      req({ cert, method: 'POST', path: '/.gatehouse/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+    const form = (aud: string) => `grant_type=${encodeURIComponent('urn:ietf:params:oauth:grant-type:token-exchange')}&audience=${encodeURIComponent(aud)}`;
+    const ok = await exchange(f.certs.web, form(`spiffe://${TD}/ns/payments/sa/api`));
+    assert.equal(ok.status, 200, ok.body);
+    assert.equal(ok.headers['cache-control'], 'no-store');
+    const issued = JSON.parse(ok.body) as { access_token: string; token_type: string; expires_in: number };
+    assert.equal(issued.token_type, 'Bearer');
+    const denied = await exchange(f.certs.batch, form(`spiffe://${TD}/ns/payments/sa/api`));
+    assert.equal(denied.status, 400);
+    assert.equal((JSON.parse(denied.body) as { error: string }).error, 'invalid_target');
+    const badGrant = await exchange(f.certs.web, 'grant_type=client_credentials');
+    assert.equal((JSON.parse(badGrant.body) as { error: string }).error, 'unsupported_grant_type');
+
+    // presented on the service listener, the token is accepted only on a connection with its certificate
+    const withToken = (cert: typeof f.certs.web) => req({ cert, path: '/v1/charges/9', headers: { authorization: `Bearer ${issued.access_token}` } });
+    assert.equal((await withToken(f.certs.web)).status, 200);
+    const stolen = await withToken(f.certs.cms);
+    assert.equal(stolen.status, 401);
+    assert.equal((JSON.parse(stolen.body) as ErrorReply).error.code, 'ERR_TOKEN_BINDING');
+    const ev = (await auditEvents()).find((e) => e['gatehouse.request_id'] === (JSON.parse(stolen.body) as ErrorReply).requestId);
+    assert.equal(ev?.['gatehouse.error_code'], 'ERR_TOKEN_BINDING');
+    assert.equal(ev?.['event.outcome'], 'failure');
+  });
+
+  it('hostile bearer tokens get 401 with a code, never a crash', async () => {
+    for (const [name, token] of [
+      ['alg none', 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.'],
+      ['garbage', 'not-a-jwt'],
+      ['empty bearer', ''],
+      ['over the 8 KiB token cap', `eyJ${'a'.repeat(10_000)}.eyJ.sig`],
+    ] as const) {
+      const res = await req({ cert: f.certs.web, path: '/v1/charges/1', headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 401, `${name}: ${res.body.slice(0, 200)}`);
+      assert.match((JSON.parse(res.body) as ErrorReply).error.code, /^ERR_TOKEN_/, name);
+    }
+    // a 1 MB token does not fit in the 16 KiB header limit: refused before parsing, in our shape
+    const huge = await req({ cert: f.certs.web, path: '/v1/charges/1', headers: { authorization: `Bearer ${'a'.repeat(1024 * 1024)}` } });
+    assert.equal(huge.status, 431);
+    assert.equal((JSON.parse(huge.body) as ErrorReply).error.code, 'ERR_HEADERS_TOO_LARGE');
   });
 
   it('denies a call from another namespace with 403 and a code, and audits it', async () => {
