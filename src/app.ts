@@ -202,6 +202,14 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       });
       tokens = tokenService;
       closers.push(() => tokenService.close());
+      interface SocketToken {
+        headers: Record<string, string>;
+        refreshAt: number;
+        generation: number;
+      }
+      const socketTokens = new WeakMap<TLSSocket, Map<string, SocketToken>>();
+      // Bumped whenever a revocation reaches this replica: per-connection tokens are then re-minted.
+      let tokenGeneration = 0;
       const audienceOf = (ns: string, svc: string): string => `spiffe://${config.trustDomain}/ns/${ns}/sa/${svc}`;
       const rolesOf = (p: Principal, ns: string): string[] => (p.kind === 'user' ? [...(p.roles[ns] ?? [])] : []);
       const identify = serviceIdentity({ trustDomain: config.trustDomain, isRevoked: (s) => list.isRevoked(s) });
@@ -271,6 +279,13 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
         upstreamHeaders: deps.withoutTokens
           ? undefined
           : async (a, req) => {
+              // A connection's identity is fixed, so its token per route is reused from here
+              // without even a cache key computation, until a third of its life is left.
+              const socket = req.socket as TLSSocket;
+              const routeKey = `${a.route.namespace}/${a.route.service}`;
+              const perRoute = socketTokens.get(socket);
+              const hit = perRoute?.get(routeKey);
+              if (hit !== undefined && clock.now() < hit.refreshAt && hit.generation === tokenGeneration) return hit.headers;
               const thumbprint = a.principal.kind === 'service' ? connectionThumbprint(req) : undefined;
               const minted = await tokenService.mint({
                 subject: a.subject,
@@ -280,7 +295,13 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
                 ...(thumbprint !== undefined ? { certThumbprint: thumbprint } : {}),
               });
               const header = a.route.tokenHeader ?? 'authorization';
-              return { [header]: header === 'authorization' ? `Bearer ${minted.token}` : minted.token };
+              const headers = { [header]: header === 'authorization' ? `Bearer ${minted.token}` : minted.token };
+              if (a.principal.kind === 'service') {
+                const map = perRoute ?? new Map<string, SocketToken>();
+                if (perRoute === undefined) socketTokens.set(socket, map);
+                map.set(routeKey, { headers, refreshAt: minted.expiresAt - (config.tokens.ttl / 3), generation: tokenGeneration });
+              }
+              return headers;
             },
         admitConnection: (socket: TLSSocket) => {
           const serial = peerSerial(socket);
@@ -305,6 +326,7 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       service = listener;
       // A revocation from any replica closes this replica's open connections of that certificate.
       const stopRevoked = list.onRevoked((r) => {
+        tokenGeneration++;
         const closed = listener.closeConnectionsOf(r.serial);
         if (closed > 0) log(`closed ${closed} connection(s) of revoked certificate`);
       });
