@@ -19,27 +19,59 @@ export function encodedKeyLength(keyLength: number): number {
   return Math.max(1, Math.ceil(keyLength / GROUP)) * (GROUP + 1);
 }
 
-/** enc(key) ++ rev, in one allocation. */
-export function versionKeyOf(key: Uint8Array, rev: number): Buffer {
+// Scratch buffers for bytes that LMDB copies at once (putSync inside the write transaction):
+// they save an allocation per write. Valid only until the next call that fills the same one.
+let keyScratch = Buffer.allocUnsafeSlow(4096);
+let valueScratch = Buffer.allocUnsafeSlow(64 * 1024);
+
+// The last view handed out is kept: most writes repeat the previous length.
+let keyView = keyScratch.subarray(0, 0);
+let valueView = valueScratch.subarray(0, 0);
+
+function scratchKey(length: number): Buffer {
+  if (keyView.length === length) return keyView;
+  if (keyScratch.length < length) keyScratch = Buffer.allocUnsafeSlow(length);
+  keyView = keyScratch.subarray(0, length);
+  return keyView;
+}
+
+function scratchValue(length: number): Buffer {
+  if (valueView.length === length) return valueView;
+  if (valueScratch.length < length) valueScratch = Buffer.allocUnsafeSlow(Math.max(length, valueScratch.length * 2));
+  valueView = valueScratch.subarray(0, length);
+  return valueView;
+}
+
+/** enc(key) ++ rev, in the key scratch buffer: only for a write that copies it at once. */
+export function versionKeyScratch(key: Uint8Array, rev: number): Buffer {
   const length = encodedKeyLength(key.length);
-  const out = Buffer.allocUnsafe(length + REV_BYTES);
+  const out = scratchKey(length + REV_BYTES);
   writeEncodedKey(key, out);
   writeU64(out, rev, length);
   return out;
 }
 
-function writeEncodedKey(key: Uint8Array, out: Buffer): void {
+/** revKey into the key scratch buffer: only for a write that copies it at once. */
+export function revKeyScratch(rev: number): Buffer {
+  const out = scratchKey(REV_BYTES);
+  writeU64(out, rev, 0);
+  return out;
+}
+
+function writeEncodedKey(key: Uint8Array, out: Uint8Array): void {
+  // Byte loops: subarray() per group allocates, and keys are short.
+  const n = key.length;
   let o = 0;
   let i = 0;
-  while (key.length - i > GROUP) {
-    out.set(key.subarray(i, i + GROUP), o);
+  while (n - i > GROUP) {
+    for (let j = 0; j < GROUP; j++) out[o + j] = key[i + j]!;
     out[o + GROUP] = MORE;
     o += GROUP + 1;
     i += GROUP;
   }
-  const left = key.length - i;
-  out.fill(0, o, o + GROUP);
-  out.set(key.subarray(i), o);
+  const left = n - i;
+  for (let j = 0; j < left; j++) out[o + j] = key[i + j]!;
+  for (let j = left; j < GROUP; j++) out[o + j] = 0;
   out[o + GROUP] = left;
 }
 
@@ -62,9 +94,17 @@ export function decodeKey(encoded: Uint8Array, length = encoded.length): Bytes {
   return out;
 }
 
-export function writeU64(out: Buffer, n: number, offset: number): void {
-  out.writeUInt32BE(Math.floor(n / TWO32), offset);
-  out.writeUInt32BE(n >>> 0, offset + 4);
+export function writeU64(out: Uint8Array, n: number, offset: number): void {
+  const hi = Math.floor(n / TWO32);
+  const lo = n >>> 0;
+  out[offset] = hi >>> 24;
+  out[offset + 1] = hi >>> 16;
+  out[offset + 2] = hi >>> 8;
+  out[offset + 3] = hi;
+  out[offset + 4] = lo >>> 24;
+  out[offset + 5] = lo >>> 16;
+  out[offset + 6] = lo >>> 8;
+  out[offset + 7] = lo;
 }
 
 function readU32(b: Uint8Array, o: number): number {
@@ -115,19 +155,43 @@ export interface RecordMeta {
   lease: number;
 }
 
-export function encodeRecord(meta: RecordMeta, value: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(HEADER + value.length);
+function writeRecord(out: Buffer, createRevision: number, modRevision: number, version: number, lease: number, value: Uint8Array): void {
   out[0] = 0;
-  writeU64(out, meta.createRevision, 1);
-  writeU64(out, meta.modRevision, 9);
-  writeU64(out, meta.version, 17);
-  writeU64(out, meta.lease, 25);
+  writeU64(out, createRevision, 1);
+  writeU64(out, modRevision, 9);
+  writeU64(out, version, 17);
+  writeU64(out, lease, 25);
   out.set(value, HEADER);
+}
+
+/**
+ * The record a put at rev writes over prev (the live record, or undefined), in the value
+ * scratch buffer: only for writes that copy it at once. prev may be LMDB's shared read buffer;
+ * it is read before anything else is.
+ */
+export function nextRecordScratch(prev: Uint8Array | undefined, rev: number, lease: number, value: Uint8Array): Buffer {
+  let createRevision = rev;
+  let version = 1;
+  if (prev !== undefined) {
+    if (prev.length < HEADER) throw corrupt('record');
+    createRevision = readU64(prev, 1);
+    version = readU64(prev, 17) + 1;
+  }
+  const out = scratchValue(HEADER + value.length);
+  writeRecord(out, createRevision, rev, version, lease, value);
   return out;
 }
 
-export function encodeTombstone(modRevision: number): Buffer {
-  const out = Buffer.alloc(HEADER);
+/** The lease a record is bound to (0 = none). */
+export function recordLease(record: Uint8Array): number {
+  if (record.length < HEADER) throw corrupt('record');
+  return readU64(record, 25);
+}
+
+/** A tombstone record, in the value scratch buffer: only for a write that copies it at once. */
+export function tombstoneScratch(modRevision: number): Buffer {
+  const out = scratchValue(HEADER);
+  out.fill(0);
   out[0] = TOMBSTONE;
   writeU64(out, modRevision, 9);
   return out;
@@ -193,18 +257,25 @@ export interface LogChange {
   key: Uint8Array;
 }
 
-export function encodeLog(changes: readonly LogChange[]): Buffer {
+/** A log entry, in the value scratch buffer: only for a write that copies it at once. */
+export function encodeLogScratch(changes: readonly LogChange[]): Buffer {
   let size = 0;
   for (const c of changes) size += 3 + c.key.length;
-  const out = Buffer.allocUnsafe(size);
+  const out = scratchValue(size);
+  writeLog(out, changes);
+  return out;
+}
+
+function writeLog(out: Buffer, changes: readonly LogChange[]): void {
   let o = 0;
   for (const c of changes) {
+    const n = c.key.length;
     out[o] = c.type === 'put' ? 0 : 1;
-    out.writeUInt16BE(c.key.length, o + 1);
+    out[o + 1] = n >>> 8;
+    out[o + 2] = n;
     out.set(c.key, o + 3);
-    o += 3 + c.key.length;
+    o += 3 + n;
   }
-  return out;
 }
 
 export function decodeLog(buf: Uint8Array): LogChange[] {

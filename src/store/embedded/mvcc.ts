@@ -5,7 +5,8 @@ import { GatehouseError } from '../../errors.js';
 import type { Bytes } from '../types.js';
 import type { OpContext } from './context.js';
 import {
-  encodeLease, encodeRecord, encodeTombstone, decodeLease, leaseKey, readMeta, revKey, toKeyValue, versionKeyOf, copyBytes, REV_BYTES,
+  encodeLease, decodeLease, leaseKey, nextRecordScratch, readMeta, recordLease, revKey, toKeyValue, tombstoneScratch,
+  versionKeyScratch, copyBytes, REV_BYTES,
   type RecordMeta,
 } from './encoding.js';
 import { META_NEXT_LEASE } from './tables.js';
@@ -29,24 +30,21 @@ export function conflict(current: number): GatehouseError {
 }
 
 export function writePut(ctx: OpContext, key: Bytes, value: Bytes, lease: number): number {
-  const prev = latestMeta(ctx, key);
+  const t = ctx.t;
+  // One lookup; the shared read buffer is consumed before the next LMDB call.
+  const prev = t.latest.getBinaryFast(key);
+  const prevLease = prev === undefined ? 0 : recordLease(prev);
   const rev = ctx.revision();
-  const meta: RecordMeta = {
-    createRevision: prev.exists ? prev.createRevision : rev,
-    modRevision: rev,
-    version: prev.version + 1,
-    lease,
-  };
-  const record = encodeRecord(meta, value);
+  const record = nextRecordScratch(prev, rev, lease, value);
   ctx.dirty = true;
-  if (prev.lease !== lease) {
-    if (prev.lease !== 0) ctx.t.leaseKeys.removeSync(leaseKey(prev.lease, key));
-    if (lease !== 0) ctx.t.leaseKeys.putSync(leaseKey(lease, key), MARK);
-  }
-  ctx.t.latest.putSync(key, record);
-  ctx.t.versions.putSync(versionKeyOf(key, rev), record);
-  ctx.changes.push({ type: 'put', key });
+  t.latest.putSync(key, record);
+  t.versions.putSync(versionKeyScratch(key, rev), record);
   if (ctx.wantEvents) ctx.events.push({ type: 'put', kv: toKeyValue(key, record) });
+  if (prevLease !== lease) {
+    if (prevLease !== 0) t.leaseKeys.removeSync(leaseKey(prevLease, key));
+    if (lease !== 0) t.leaseKeys.putSync(leaseKey(lease, key), MARK);
+  }
+  ctx.changes.push({ type: 'put', key });
   return rev;
 }
 
@@ -56,7 +54,7 @@ export function writeDelete(ctx: OpContext, key: Bytes, prevLease: number): void
   ctx.dirty = true;
   if (prevLease !== 0) ctx.t.leaseKeys.removeSync(leaseKey(prevLease, key));
   ctx.t.latest.removeSync(key);
-  ctx.t.versions.putSync(versionKeyOf(key, rev), encodeTombstone(rev));
+  ctx.t.versions.putSync(versionKeyScratch(key, rev), tombstoneScratch(rev));
   ctx.changes.push({ type: 'delete', key });
   if (ctx.wantEvents) ctx.events.push({ type: 'delete', kv: { key: copyBytes(key), value: new Uint8Array(0), createRevision: 0, modRevision: rev, version: 0 } });
 }

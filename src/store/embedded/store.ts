@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import type { Transaction } from 'lmdb';
 import { GatehouseError } from '../../errors.js';
 import { systemClock, type Clock, type TimerHandle } from '../../lib/clock.js';
-import { checkKey, checkValue, resolveRange, toBytes } from '../bytes.js';
+import { checkKey, resolveRange, toBytes } from '../bytes.js';
 import type {
   Compare, DeleteOptions, DeleteResult, EmbeddedStoreOptions, KeyInput, KeySelector, KeyValue, LeaseGrant, LeaseId, PutOptions,
   PutResult, RangeOptions, RangeResult, RangeSelector, ReadOptions, Store, TxnOp, TxnResult, ValueInput, Watch, WatchEvent,
@@ -20,7 +20,7 @@ import {
 import { rangeAt, rangeLatest, readAt, readLatest, type RangeQuery } from './read.js';
 import { META_COMPACTED, META_REVISION, openTables, type Tables } from './tables.js';
 import { applyTxn, checkRangeBound, compileCompare, compileOps } from './txn.js';
-import { badArgument, checkLimit, checkRevision, checkTtl, checkTxnSize, parseLeaseId } from './validate.js';
+import { badArgument, checkLimit, checkRevision, checkTtl, checkTxnSize, keyBytes, parseLeaseId, valueBytes } from './validate.js';
 import { WatchHub, Watcher, matcher, replay } from './watch.js';
 import { Writer } from './writer.js';
 
@@ -69,7 +69,7 @@ export class EmbeddedStore implements Store {
 
   async get(key: KeyInput, options?: ReadOptions): Promise<KeyValue | undefined> {
     this.#assertOpen();
-    const k = checkKey(key);
+    const k = keyBytes(key);
     const rev = checkRevision(options?.revision);
     if (rev === 0) return readLatest(this.#t, k);
     return this.#snapshot((txn) => {
@@ -93,8 +93,8 @@ export class EmbeddedStore implements Store {
 
   async put(key: KeyInput, value: ValueInput, options: PutOptions = {}): Promise<PutResult> {
     this.#assertOpen();
-    const k = checkKey(key);
-    const v = checkValue(value);
+    const k = keyBytes(key);
+    const v = valueBytes(value);
     const lease = options.lease === undefined ? 0 : parseLeaseId(options.lease);
     let expect: number | undefined = options.ifAbsent === true ? 0 : undefined;
     if (options.ifModRevision !== undefined) {
@@ -122,7 +122,7 @@ export class EmbeddedStore implements Store {
         return { revision: ctx.current, deleted };
       });
     }
-    const k = checkKey(target);
+    const k = keyBytes(target);
     const expect = options.ifModRevision === undefined ? undefined : checkRevision(options.ifModRevision, 'ifModRevision');
     return this.#writer.submit((ctx) => {
       const old = latestMeta(ctx, k);

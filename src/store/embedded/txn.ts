@@ -2,13 +2,13 @@
 // one write batch at one revision (etcd semantics: an absent key compares as 0s; a value
 // compare on an absent key is false; puts may not overlap each other or a delete).
 import { GatehouseError } from '../../errors.js';
-import { checkKey, checkValue, compareBytes, resolveRange } from '../bytes.js';
+import { compareBytes, resolveRange } from '../bytes.js';
 import { LIMITS, type Bytes, type Compare, type CompareOp, type TxnOp, type TxnOpResult, type TxnResult } from '../types.js';
 import type { OpContext } from './context.js';
 import { recordValue } from './encoding.js';
 import { deleteRange, latestMeta, latestRecord, requireLease, writeDelete, writePut } from './mvcc.js';
 import { readLatest, rangeLatest, type RangeQuery } from './read.js';
-import { badArgument, checkLimit, parseLeaseId } from './validate.js';
+import { badArgument, checkLimit, keyBytes, parseLeaseId, valueBytes } from './validate.js';
 
 type NumberTarget = 'version' | 'createRevision' | 'modRevision';
 
@@ -31,11 +31,11 @@ export function checkRangeBound(b: Bytes): Bytes {
 }
 
 export function compileCompare(c: Compare): CompiledCompare {
-  const key = checkKey(c.key);
+  const key = keyBytes(c.key);
   if (!OPS.has(c.op)) throw badArgument('unknown compare operator');
   switch (c.target) {
     case 'value':
-      return { key, target: 'value', op: c.op, value: checkValue(c.value) };
+      return { key, target: 'value', op: c.op, value: valueBytes(c.value) };
     case 'lease':
       if (c.op !== '==' && c.op !== '!=') throw badArgument('a lease compares with == or != only');
       return { key, target: 'lease', op: c.op, value: parseLeaseId(c.value) };
@@ -53,16 +53,16 @@ export function compileOps(ops: readonly TxnOp[]): CompiledOp[] {
   const out = ops.map((o): CompiledOp => {
     switch (o.op) {
       case 'put':
-        return { op: 'put', key: checkKey(o.key), value: checkValue(o.value), lease: o.lease === undefined ? 0 : parseLeaseId(o.lease) };
+        return { op: 'put', key: keyBytes(o.key), value: valueBytes(o.value), lease: o.lease === undefined ? 0 : parseLeaseId(o.lease) };
       case 'delete': {
         if ('range' in o) {
           const { start, end } = resolveRange(o.range);
           return { op: 'deleteRange', start: checkRangeBound(start), end: checkRangeBound(end) };
         }
-        return { op: 'delete', key: checkKey(o.key) };
+        return { op: 'delete', key: keyBytes(o.key) };
       }
       case 'get':
-        return { op: 'get', key: checkKey(o.key) };
+        return { op: 'get', key: keyBytes(o.key) };
       case 'range': {
         const { start, end } = resolveRange(o.range);
         const options = o.options ?? {};
@@ -92,7 +92,8 @@ function checkOverlap(ops: readonly CompiledOp[]): void {
   }
   for (const o of ops) {
     if (o.op !== 'put') continue;
-    const id = Buffer.from(o.key).toString('hex');
+    // latin1 maps each byte to one char: a unique id without copying the key.
+    const id = Buffer.from(o.key.buffer, o.key.byteOffset, o.key.byteLength).toString('latin1');
     if (puts.has(id) || deletes.some((d) => covers(d, o.key))) throw badArgument('a transaction may not write the same key twice');
     puts.add(id);
   }
