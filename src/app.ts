@@ -8,7 +8,7 @@ import { GatehouseError } from './errors.js';
 import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { GatehouseConfig } from './config/index.js';
+import type { GatehouseConfig, ListenerConfig } from './config/index.js';
 import type { Store } from './store/index.js';
 import type { Bus } from './bus/index.js';
 import type { Clock } from './lib/clock.js';
@@ -35,6 +35,8 @@ import { UpstreamClients } from './proxy/upstream.js';
 import { certThumbprint, loadKek, openTokenService, tokenExchange, type TokenService } from './tokens/index.js';
 import { parseSpiffeId } from './pki/index.js';
 import type { Principal } from './contracts/authz.js';
+import type { SessionManager } from './authenticate/index.js';
+import { buildHumanListener } from './human-listener.js';
 
 export interface AppDeps {
   store: Store;
@@ -51,6 +53,7 @@ export interface AppDeps {
 export interface ListeningAddresses {
   admin: { address: string; port: number };
   service?: { address: string; port: number };
+  human?: { address: string; port: number };
 }
 
 export interface GatehouseApp {
@@ -59,6 +62,10 @@ export interface GatehouseApp {
   admin: FastifyInstance;
   /** The mTLS service listener, when configured. */
   service: ProxyListener | undefined;
+  /** The human listener (sessions, login pages), when configured. */
+  human: ProxyListener | undefined;
+  /** People's sessions, with the human listener. */
+  sessions: SessionManager | undefined;
   metrics: GatewayMetrics;
   audit: AuditWriter;
   policy: PolicyEngine;
@@ -143,13 +150,16 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
   const policy = new PolicyEngine();
   let policyWatch: PolicyWatch | undefined;
   let service: ProxyListener | undefined;
+  let human: ProxyListener | undefined;
+  let sessions: SessionManager | undefined;
   let revocations: CertRevocationList | undefined;
   let tokens: TokenService | undefined;
   let crl: CrlPublisher | undefined;
 
   try {
-    if (config.listeners.service !== undefined) {
-      const listenerCfg = config.listeners.service;
+    const serviceCfg = config.listeners.service;
+    const humanCfg = config.listeners.human;
+    if (serviceCfg !== undefined || humanCfg !== undefined) {
       await bootstrapPolicies(store, config.policies.dir, log);
       policyWatch = await watchPolicies(store, policy, {
         onReload: (s) => {
@@ -171,22 +181,34 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       closers.push(() => crl?.close());
 
       let certs: ServerCertificateManager | undefined;
-      let creds: { cert: string; key: string };
-      if (listenerCfg.cert !== undefined || listenerCfg.key !== undefined) {
+      const operatorCreds = async (name: 'service' | 'human', l: ListenerConfig | undefined): Promise<{ cert: string; key: string } | undefined> => {
+        if (l === undefined || (l.cert === undefined && l.key === undefined)) return undefined;
         // Operator-provided files: used as they are (renewal is then the operator's job).
-        if (listenerCfg.cert === undefined || listenerCfg.key === undefined) {
-          throw new GatehouseError('ERR_CONFIG_INVALID', `${config.source}: listeners.service needs both cert and key, or neither`);
+        if (l.cert === undefined || l.key === undefined) {
+          throw new GatehouseError('ERR_CONFIG_INVALID', `${config.source}: listeners.${name} needs both cert and key, or neither`);
         }
-        creds = { cert: await readFile(path.resolve(path.dirname(config.source), listenerCfg.cert), 'utf8'), key: await readFile(path.resolve(path.dirname(config.source), listenerCfg.key), 'utf8') };
-      } else {
-        // SANs: the listener address, localhost, and every route host (clients dial those names).
-        const hosts = [...new Set([...listenerHosts(listenerCfg.address), ...config.routes.map((r) => r.host.toLowerCase())])];
+        return { cert: await readFile(path.resolve(path.dirname(config.source), l.cert), 'utf8'), key: await readFile(path.resolve(path.dirname(config.source), l.key), 'utf8') };
+      };
+      const serviceFiles = await operatorCreds('service', serviceCfg);
+      const humanFiles = await operatorCreds('human', humanCfg);
+      if ((serviceCfg !== undefined && serviceFiles === undefined) || (humanCfg !== undefined && humanFiles === undefined)) {
+        // SANs: the listener addresses, localhost, every route host and the login host (clients dial those names).
+        const hosts = [
+          ...new Set([
+            ...(serviceCfg !== undefined ? listenerHosts(serviceCfg.address) : []),
+            ...(humanCfg !== undefined ? listenerHosts(humanCfg.address) : []),
+            ...config.routes.map((r) => r.host.toLowerCase()),
+            ...(humanCfg !== undefined && config.login.origin !== undefined ? [new URL(config.login.origin).hostname.toLowerCase()] : []),
+          ]),
+        ];
         const manager = await startServerCertificateManager({ ca, hosts, clock, onError: (e) => admin.log.error({ err: e.message }, 'listener certificate renewal failed') });
         certs = manager;
         closers.push(() => manager.close());
-        creds = manager.current();
       }
-      const upstreams = new UpstreamClients({ ca: ca.certPem, cert: creds.cert, key: creds.key });
+      const managed = certs;
+      const credsOf = (files: { cert: string; key: string } | undefined): { cert: string; key: string } => files ?? managed!.current();
+      const upstreamCreds = certs !== undefined ? certs.current() : (serviceFiles ?? humanFiles)!;
+      const upstreams = new UpstreamClients({ ca: ca.certPem, cert: upstreamCreds.cert, key: upstreamCreds.key });
       closers.push(() => upstreams.close());
 
       const publisher = crl;
@@ -202,15 +224,22 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       });
       tokens = tokenService;
       closers.push(() => tokenService.close());
+      const audienceOf = (ns: string, svc: string): string => `spiffe://${config.trustDomain}/ns/${ns}/sa/${svc}`;
+      // Bumped whenever a revocation reaches this replica: per-connection tokens are then re-minted.
+      let tokenGeneration = 0;
+      const stopRevokedTokens = list.onRevoked(() => {
+        tokenGeneration++;
+      });
+      closers.push(() => stopRevokedTokens());
+
+      if (serviceCfg !== undefined) {
+      const creds = credsOf(serviceFiles);
       interface SocketToken {
         headers: Record<string, string>;
         refreshAt: number;
         generation: number;
       }
       const socketTokens = new WeakMap<TLSSocket, Map<string, SocketToken>>();
-      // Bumped whenever a revocation reaches this replica: per-connection tokens are then re-minted.
-      let tokenGeneration = 0;
-      const audienceOf = (ns: string, svc: string): string => `spiffe://${config.trustDomain}/ns/${ns}/sa/${svc}`;
       const rolesOf = (p: Principal, ns: string): string[] => (p.kind === 'user' ? [...(p.roles[ns] ?? [])] : []);
       const identify = serviceIdentity({ trustDomain: config.trustDomain, isRevoked: (s) => list.isRevoked(s) });
       const listener = await createProxyListener({
@@ -326,19 +355,46 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       service = listener;
       // A revocation from any replica closes this replica's open connections of that certificate.
       const stopRevoked = list.onRevoked((r) => {
-        tokenGeneration++;
         const closed = listener.closeConnectionsOf(r.serial);
         if (closed > 0) log(`closed ${closed} connection(s) of revoked certificate`);
       });
       closers.push(() => stopRevoked());
-      if (certs !== undefined) {
-        const stopRenew = certs.onRenew((c) => {
-          listener.setCertificate(c.cert, c.key);
-          upstreams.rotate({ ca: ca.certPem, cert: c.cert, key: c.key });
-        });
+      if (certs !== undefined && serviceFiles === undefined) {
+        const stopRenew = certs.onRenew((c) => listener.setCertificate(c.cert, c.key));
         closers.push(() => stopRenew());
       }
       closers.push(() => listener.close());
+      }
+
+      if (humanCfg !== undefined) {
+        const h = await buildHumanListener({
+          config,
+          store,
+          clock,
+          logger,
+          admin,
+          audit,
+          metrics,
+          policy,
+          upstreams,
+          tokenService: deps.withoutTokens ? undefined : tokenService,
+          creds: credsOf(humanFiles),
+          audienceOf,
+          kek,
+        });
+        human = h.listener;
+        sessions = h.sessions;
+        closers.push(() => h.sessions.close());
+        if (certs !== undefined && humanFiles === undefined) {
+          const stopRenew = certs.onRenew((c) => h.listener.setCertificate(c.cert, c.key));
+          closers.push(() => stopRenew());
+        }
+        closers.push(() => h.listener.close());
+      }
+      if (certs !== undefined) {
+        const stopRenew = certs.onRenew((c) => upstreams.rotate({ ca: ca.certPem, cert: c.cert, key: c.key }));
+        closers.push(() => stopRenew());
+      }
     }
     const jwksSource = tokens;
     if (jwksSource !== undefined) {
@@ -355,6 +411,8 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
     config,
     admin,
     service,
+    human,
+    sessions,
     metrics,
     audit,
     policy,
@@ -369,6 +427,9 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       };
       if (service !== undefined && config.listeners.service !== undefined) {
         out.service = await service.listen(config.listeners.service.address, config.listeners.service.port);
+      }
+      if (human !== undefined && config.listeners.human !== undefined) {
+        out.human = await human.listen(config.listeners.human.address, config.listeners.human.port);
       }
       return out;
     },

@@ -5,6 +5,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Store } from '../store/index.js';
 import { applyPolicySources, type ApplyResult, type PolicySource } from '../authorize/index.js';
 import { canonicalSerial, lookupIssued, revokeCertificate, REVOCATION_REASONS, type RevocationReason } from '../pki/index.js';
+import { addUser, assertUserId, assignToken, disableUser, importTokens, issueEnrollment, listUsers, parseRoles, getUser, type SealedImport } from '../authenticate/index.js';
 
 export interface PolicyApplyArgs {
   sources: PolicySource[];
@@ -64,7 +65,76 @@ export const STORE_OPS = {
       return { ...result.record, created: result.created, recordExpiresAt: result.expiresAt.toISOString() };
     },
   },
+  'user.add': {
+    parse(args: unknown): { id: string; roles: string[]; enrollmentTtlMs: number } {
+      if (!isRecord(args) || !Array.isArray(args.roles) || args.roles.length > 100 || !args.roles.every((r) => typeof r === 'string')) throw bad('id and roles are required');
+      return { id: assertUserId(args.id), roles: args.roles, enrollmentTtlMs: ttl(args.enrollmentTtlMs) };
+    },
+    async run(store: Store, args: { id: string; roles: string[]; enrollmentTtlMs: number }, clock: Clock) {
+      const { user, enrollment } = await addUser(store, { id: args.id, roles: parseRoles(args.roles), enrollmentTtlMs: args.enrollmentTtlMs }, clock);
+      return { user, token: enrollment.token, expiresAt: new Date(enrollment.expiresAt).toISOString() };
+    },
+  },
+  'user.enroll': {
+    parse(args: unknown): { id: string; enrollmentTtlMs: number } {
+      if (!isRecord(args)) throw bad('id is required');
+      return { id: assertUserId(args.id), enrollmentTtlMs: ttl(args.enrollmentTtlMs) };
+    },
+    async run(store: Store, args: { id: string; enrollmentTtlMs: number }, clock: Clock) {
+      const user = await getUser(store, args.id);
+      if (user === undefined) throw new GatehouseError('ERR_USER_NOT_FOUND', `no user ${args.id}`);
+      if (user.status === 'disabled') throw new GatehouseError('ERR_USER_DISABLED', `${args.id} is disabled`);
+      const enrollment = await issueEnrollment(store, args.id, { clock, ttlMs: args.enrollmentTtlMs });
+      return { user, token: enrollment.token, expiresAt: new Date(enrollment.expiresAt).toISOString() };
+    },
+  },
+  'user.list': {
+    parse(): Record<string, never> {
+      return {};
+    },
+    async run(store: Store) {
+      return { users: await listUsers(store) };
+    },
+  },
+  'user.disable': {
+    parse(args: unknown): { id: string } {
+      if (!isRecord(args)) throw bad('id is required');
+      return { id: assertUserId(args.id) };
+    },
+    run(store: Store, args: { id: string }, clock: Clock) {
+      return disableUser(store, args.id, clock);
+    },
+  },
+  'totp.import': {
+    parse(args: unknown): { tokens: SealedImport[] } {
+      if (!isRecord(args) || !Array.isArray(args.tokens) || args.tokens.length > 100_000) throw bad('tokens must be a list');
+      const tokens = args.tokens.map((t): SealedImport => {
+        if (!isRecord(t) || typeof t.serial !== 'string' || !/^[A-Za-z0-9._:-]{1,64}$/.test(t.serial) || typeof t.sealedSeed !== 'string' || !t.sealedSeed.startsWith('v1.')) throw bad('each token needs serial and sealedSeed');
+        if ((t.digits !== 6 && t.digits !== 8) || (t.period !== 30 && t.period !== 60) || !['sha1', 'sha256', 'sha512'].includes(String(t.algorithm))) throw bad('digits 6|8, period 30|60, algorithm sha1|sha256|sha512');
+        return { serial: t.serial, sealedSeed: t.sealedSeed, digits: t.digits, period: t.period, algorithm: t.algorithm as SealedImport['algorithm'] };
+      });
+      return { tokens };
+    },
+    run(store: Store, args: { tokens: SealedImport[] }, clock: Clock) {
+      return importTokens(store, args.tokens, clock);
+    },
+  },
+  'totp.assign': {
+    parse(args: unknown): { serial: string; user: string } {
+      if (!isRecord(args) || typeof args.serial !== 'string' || !/^[A-Za-z0-9._:-]{1,64}$/.test(args.serial)) throw bad('serial is required');
+      return { serial: args.serial, user: assertUserId(args.user) };
+    },
+    async run(store: Store, args: { serial: string; user: string }, clock: Clock) {
+      const r = await assignToken(store, args.serial, args.user, clock);
+      return { serial: r.serial, user: r.userId };
+    },
+  },
 } as const;
+
+function ttl(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 60_000 || v > 30 * 86_400_000) throw bad('enrollmentTtlMs must be 1 minute to 30 days in ms');
+  return v;
+}
 
 export type StoreOpName = keyof typeof STORE_OPS;
 
@@ -78,6 +148,19 @@ export async function runStoreOp(name: StoreOpName, store: Store, args: unknown,
     case 'policy.apply':
       return STORE_OPS[name].run(store, STORE_OPS[name].parse(args));
     case 'cert.revoke':
+      return STORE_OPS[name].run(store, STORE_OPS[name].parse(args), clock);
+    case 'user.add':
+      return STORE_OPS[name].run(store, STORE_OPS[name].parse(args), clock);
+    case 'user.enroll':
+      return STORE_OPS[name].run(store, STORE_OPS[name].parse(args), clock);
+    case 'user.list':
+      STORE_OPS[name].parse();
+      return STORE_OPS[name].run(store);
+    case 'user.disable':
+      return STORE_OPS[name].run(store, STORE_OPS[name].parse(args), clock);
+    case 'totp.import':
+      return STORE_OPS[name].run(store, STORE_OPS[name].parse(args), clock);
+    case 'totp.assign':
       return STORE_OPS[name].run(store, STORE_OPS[name].parse(args), clock);
   }
 }

@@ -5,8 +5,10 @@ import { serveCommand } from './serve.js';
 import { caInitCommand, certIssueCommand, certRevokeCommand } from './pki.js';
 import { storeCompactCommand, storeStatusCommand } from './store.js';
 import { POLICY_COMMANDS } from './policy.js';
+import { USER_COMMANDS } from './user.js';
+import { TOTP_COMMANDS } from './totp.js';
 
-export const COMMANDS: Command[] = [serveCommand, storeStatusCommand, storeCompactCommand, caInitCommand, certIssueCommand, certRevokeCommand, ...POLICY_COMMANDS];
+export const COMMANDS: Command[] = [serveCommand, storeStatusCommand, storeCompactCommand, caInitCommand, certIssueCommand, certRevokeCommand, ...POLICY_COMMANDS, ...USER_COMMANDS, ...TOTP_COMMANDS];
 
 export function helpText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.join(' ').length));

@@ -27,6 +27,7 @@ export const serveCommand: Command = {
       const where = config.store.kind === 'embedded' ? config.store.path : config.store.endpoints.join(',');
       io.out(`gatehouse: store ${config.store.kind} (${where}), bus ${config.bus.kind}; admin on http://${at.admin.address}:${at.admin.port} (/healthz, /readyz, /metrics)`);
       if (at.service) io.out(`gatehouse: service listener (mTLS) on https://${at.service.address}:${at.service.port}, ${config.routes.length} route(s)`);
+      if (at.human) io.out(`gatehouse: human listener on https://${at.human.address}:${at.human.port}; sign in at ${config.login.origin ?? config.webauthn?.origins[0] ?? ''}/.gatehouse/login`);
       const signal = await io.stopSignal;
       io.out(`gatehouse: ${signal}, shutting down`);
       await app.close();

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { GatehouseError } from '../errors.js';
-import { bool, byKind, duration, int, list, obj, oneOf, optional, required, str, withDefault, Issues, type Path } from './schema.js';
+import { bool, byKind, duration, int, list, mapOf, obj, oneOf, optional, required, str, withDefault, Issues, type Path } from './schema.js';
 
 const hostname = str({ pattern: /^[A-Za-z0-9.:[\]-]+$/, hint: 'a host name or IP address' });
 const port = int({ min: 0, max: 65535 });
@@ -59,6 +59,58 @@ const schema = obj({
     () => ({ ttl: 300_000, rotateAfter: 86_400_000 }),
   ),
   policies: withDefault(obj({ dir: required(str()) }), () => ({ dir: './policies' })),
+  /** People's sessions (human listener). */
+  sessions: withDefault(
+    obj({
+      idleTimeout: withDefault(duration({ minMs: 60_000, maxMs: 86_400_000 }), () => 900_000),
+      absoluteTimeout: withDefault(duration({ minMs: 300_000, maxMs: 30 * 86_400_000 }), () => 43_200_000),
+    }),
+    () => ({ idleTimeout: 900_000, absoluteTimeout: 43_200_000 }),
+  ),
+  /** The login flow (human listener). */
+  login: withDefault(
+    obj({
+      /** Where people sign in when routes use several hosts (one of webauthn.origins); default: on each host. */
+      origin: optional(str({ pattern: /^https:\/\/[^\s/?#]+$/, hint: 'an origin like https://login.example.org' })),
+      pendingTtl: withDefault(duration({ minMs: 30_000, maxMs: 3_600_000 }), () => 300_000),
+      enrollmentTtl: withDefault(duration({ minMs: 60_000, maxMs: 30 * 86_400_000 }), () => 86_400_000),
+      rateLimit: withDefault(obj({ max: withDefault(int({ min: 1 }), () => 30), window: withDefault(duration({ minMs: 1_000 }), () => 60_000) }), () => ({ max: 30, window: 60_000 })),
+      lockout: withDefault(
+        obj({
+          maxFailures: withDefault(int({ min: 1, max: 1000 }), () => 5),
+          window: withDefault(duration({ minMs: 1_000 }), () => 600_000),
+          duration: withDefault(duration({ minMs: 1_000 }), () => 900_000),
+        }),
+        () => ({ maxFailures: 5, window: 600_000, duration: 900_000 }),
+      ),
+      /** /.gatehouse/auth/verify answers only these addresses when set (the front proxies). */
+      forwardAuth: optional(obj({ trustedProxies: required(list(str({ pattern: /^[0-9A-Fa-f.:]+$/, hint: 'an IP address' }))) })),
+    }),
+    () => ({ pendingTtl: 300_000, enrollmentTtl: 86_400_000, rateLimit: { max: 30, window: 60_000 }, lockout: { maxFailures: 5, window: 600_000, duration: 900_000 } }),
+  ),
+  /** WebAuthn relying party (required with listeners.human). */
+  webauthn: optional(
+    obj({
+      rpId: required(str({ pattern: /^[a-z0-9.-]+$/, hint: 'a lowercase host name like example.org' })),
+      rpName: withDefault(str(), () => 'Gatehouse'),
+      origins: required(list(str({ pattern: /^https:\/\/[^\s/?#]+$/, hint: 'an origin like https://login.example.org:8443' }), { min: 1 })),
+      /** Authenticator models that may enroll (AAGUIDs, lowercase with dashes); absent: any. */
+      allowedAAGUIDs: optional(list(str({ pattern: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, hint: 'an AAGUID like cb69481e-8ff7-4039-93ec-0a2729a154a8' }))),
+      requireAttestation: withDefault(bool(), () => false),
+      /** PEM files of trusted attestation roots (relative to the config file). */
+      attestationRoots: withDefault(list(str()), () => []),
+      challengeTtl: withDefault(duration({ minMs: 10_000, maxMs: 600_000 }), () => 120_000),
+    }),
+  ),
+  /** Factors people must present, in order; per-role lists may only add factors. */
+  mfa: withDefault(
+    obj({
+      require: withDefault(list(oneOf('webauthn-uv', 'totp'), { min: 1 }), () => ['webauthn-uv' as const, 'totp' as const]),
+      /** Keys: "role" (in any namespace) or "namespace:role". */
+      roles: optional(mapOf(list(oneOf('webauthn-uv', 'totp'), { min: 1 }))),
+    }),
+    () => ({ require: ['webauthn-uv' as const, 'totp' as const] }),
+  ),
   listeners: withDefault(
     obj({
       service: optional(listener),
@@ -78,6 +130,8 @@ const schema = obj({
         passAuthorization: optional(bool()),
         /** Header that carries the minted token to the upstream (default authorization, as Bearer). */
         tokenHeader: optional(str({ pattern: /^[a-z0-9-]{1,64}$/, hint: 'a lowercase header name' })),
+        /** Human listener: demand a WebAuthn assertion at most this old (e.g. 5m) on this route. */
+        stepUp: optional(duration({ minMs: 10_000, maxMs: 86_400_000 })),
       }),
     ),
     () => [],
@@ -112,6 +166,25 @@ const ENV_OVERRIDES: Record<string, (cfg: Record<string, unknown>, v: string) =>
 };
 export const ENV_OVERRIDE_NAMES = Object.keys(ENV_OVERRIDES);
 
+/** Cross-key rules of the human listener: a relying party, origins it can serve, per-role factors that only add. */
+function checkHuman(c: Parsed, issues: Issues): void {
+  const w = c.webauthn;
+  if (w !== undefined) {
+    w.origins.forEach((o, i) => {
+      const host = new URL(o).hostname;
+      if (host !== w.rpId && !host.endsWith(`.${w.rpId}`)) issues.add(['webauthn', 'origins', i], `host ${host} is not webauthn.rpId (${w.rpId}) or below it`);
+    });
+    if (w.requireAttestation && w.attestationRoots.length === 0) issues.add(['webauthn', 'attestationRoots'], 'must name at least one PEM file when requireAttestation is true');
+    if (c.login.origin !== undefined && !w.origins.includes(c.login.origin)) issues.add(['login', 'origin'], 'must be one of webauthn.origins');
+  }
+  if (new Set(c.mfa.require).size !== c.mfa.require.length) issues.add(['mfa', 'require'], 'must not repeat a factor');
+  for (const [role, factors] of Object.entries(c.mfa.roles ?? {})) {
+    if (!/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:)?[A-Za-z0-9._-]{1,64}$/.test(role)) issues.add(['mfa', 'roles', role], 'must be a role or namespace:role');
+    const missing = c.mfa.require.filter((f) => !factors.includes(f));
+    if (missing.length > 0) issues.add(['mfa', 'roles', role], `may only add factors to mfa.require; it lacks ${missing.join(', ')}`);
+  }
+}
+
 function formatPath(p: Path): string {
   return p.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('') || '(top level)';
 }
@@ -139,6 +212,7 @@ export function parseConfig(text: string, source: string, env: Readonly<Record<s
       issues.add(['routes', i, 'tokenHeader'], 'must name another header when passAuthorization is true (the client keeps Authorization)');
     }
   });
+  if (parsed !== undefined) checkHuman(parsed, issues);
   if (parsed === undefined || issues.list.length > 0) {
     const lines = issues.list.map((i) => {
       const node = doc.getIn(i.path, true);
@@ -155,6 +229,12 @@ export function parseConfig(text: string, source: string, env: Readonly<Record<s
     pki: { dir: abs(parsed.pki.dir) },
     tokens: { ...parsed.tokens, ...(parsed.tokens.kekFile !== undefined ? { kekFile: abs(parsed.tokens.kekFile) } : {}) },
     policies: { dir: abs(parsed.policies.dir) },
+    ...(parsed.webauthn !== undefined
+      ? { webauthn: { ...parsed.webauthn, attestationRoots: parsed.webauthn.attestationRoots.map(abs) } }
+      : parsed.listeners.human !== undefined
+        ? // a development default: the relying party is localhost on the human listener's port
+          { webauthn: { rpId: 'localhost', rpName: 'Gatehouse', origins: [`https://localhost${parsed.listeners.human.port === 443 ? '' : `:${parsed.listeners.human.port}`}`], requireAttestation: false, attestationRoots: [], challengeTtl: 120_000 } }
+        : {}),
     source: path.resolve(source),
   };
 }

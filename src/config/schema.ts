@@ -142,6 +142,21 @@ export function obj<S extends Shape>(shape: S): Check<Out<S>> {
   };
 }
 
+/** A map from any string keys to values of one shape. */
+export function mapOf<T>(value: Check<T>): Check<Record<string, T>> {
+  return (v, path, issues) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return void issues.add(path, `must be a map, got ${describe(v)}`);
+    const out: Record<string, T> = {};
+    let ok = true;
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      const r = value(x, [...path, k], issues);
+      if (r === undefined) ok = false;
+      else out[k] = r;
+    }
+    return ok ? out : undefined;
+  };
+}
+
 /** A map whose `kind` picks the shape (kind itself is part of each shape). */
 export function byKind<M extends Record<string, Check<unknown>>>(variants: M): Check<{ [K in keyof M]: M[K] extends Check<infer T> ? T : never }[keyof M]> {
   return (v, path, issues) => {

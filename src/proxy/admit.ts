@@ -15,6 +15,8 @@ export interface ProxyRoute {
   passAuthorization?: boolean;
   /** Header carrying the minted token upstream (default authorization). */
   tokenHeader?: string;
+  /** Human listener: the longest a WebAuthn assertion may be ago (ms) for this route. */
+  stepUp?: number;
 }
 
 export class RouteTable {
@@ -34,8 +36,8 @@ export class RouteTable {
 export interface AdmitDeps {
   listener: 'service' | 'human';
   routes: RouteTable;
-  /** authenticate's answer for this request: who it is, or why not. */
-  identify(req: IncomingMessage): Principal | GatehouseError;
+  /** authenticate's answer for this request: who it is, or why not (`host`: the host asked for, lowercase, no port). */
+  identify(req: IncomingMessage, host: string): Principal | GatehouseError;
   authorizer: Authorizer;
   audit: AuditSink;
   clock: Clock;
@@ -63,9 +65,21 @@ export function clientIp(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? 'unknown';
 }
 
+/** What a trusted front proxy says the request was (forward-auth): it replaces Host and method. */
+export interface ForwardedFacts {
+  host: string;
+  method: string;
+}
+
+function hostOnly(hostHeader: string | undefined): string {
+  const h = (hostHeader ?? '').toLowerCase();
+  return h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.replace(/:\d+$/, '');
+}
+
 /** `rawTarget` is the request target exactly as received (before any framework rewrote it). */
-export function admit(req: IncomingMessage, rawTarget: string, requestId: string, deps: AdmitDeps): Admission {
-  const method = req.method ?? 'GET';
+export function admit(req: IncomingMessage, rawTarget: string, requestId: string, deps: AdmitDeps, forwarded?: ForwardedFacts): Admission {
+  const method = forwarded?.method ?? req.method ?? 'GET';
+  const hostHeader = forwarded?.host ?? req.headers.host;
   const base: AuditEvent = {
     '@timestamp': new Date(deps.clock.now()).toISOString(),
     'event.action': req.headers.upgrade ? 'proxy.upgrade' : 'proxy.request',
@@ -88,7 +102,7 @@ export function admit(req: IncomingMessage, rawTarget: string, requestId: string
   }
   const withPath: Partial<AuditEvent> = { 'url.path': target.path };
 
-  const who = deps.identify(req);
+  const who = deps.identify(req, hostOnly(hostHeader));
   if (who instanceof GatehouseError) {
     const reason: DecisionReason = who.code.startsWith('ERR_CERT') ? 'bad-certificate' : 'unauthenticated';
     return refuse(who, [reason], withPath);
@@ -100,7 +114,7 @@ export function admit(req: IncomingMessage, rawTarget: string, requestId: string
     ...(who.kind === 'user' ? { 'user.id': who.userId } : { 'tls.client.x509.serial_number': who.certSerial }),
   };
 
-  const route = deps.routes.match(req.headers.host);
+  const route = deps.routes.match(hostHeader);
   if (route === undefined) {
     return refuse(new GatehouseError('ERR_ROUTE_NOT_FOUND', 'no route for this host'), ['unknown-route'], withWho);
   }

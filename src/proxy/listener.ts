@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { GatehouseError } from '../errors.js';
 import { errorBody, installErrorHandlers } from '../lib/http-errors.js';
 import type { GatewayMetrics } from '../lib/metrics.js';
@@ -46,6 +46,12 @@ export interface ProxyListenerOptions extends Omit<AdmitDeps, 'listener'> {
   checkBearer?: ((token: string, admission: Admitted, req: IncomingMessage) => Promise<void>) | undefined;
   /** Headers for the upstream (the token minted for it); throws a GatehouseError to refuse. */
   upstreamHeaders?: ((admission: Admitted, req: IncomingMessage) => Promise<Record<string, string>>) | undefined;
+  /** Every path under this prefix is the gateway's own (human listener: /.gatehouse/), query strings included. */
+  gatewayPrefix?: string;
+  /** Answers a refused request differently (a browser redirect, a page); undefined keeps the JSON error. */
+  onRefused?: (error: GatehouseError, request: FastifyRequest, reply: FastifyReply, target: string) => FastifyReply | undefined;
+  /** Cookies of the gateway's own that upstreams must never see. */
+  stripCookies?: readonly string[];
 }
 
 type Admitted = Extract<Admission, { ok: true }>;
@@ -74,6 +80,8 @@ export function peerSerial(socket: TLSSocket): string | undefined {
 export async function createProxyListener(o: ProxyListenerOptions): Promise<ProxyListener> {
   const deps: AdmitDeps = { ...o, listener: o.name };
   const gatewayPaths = new Set(o.gatewayPaths);
+  const prefix = o.gatewayPrefix;
+  const isGatewayPath = (url: string): boolean => gatewayPaths.has(url) || (prefix !== undefined && url.startsWith(prefix));
   const bySerial = new Map<string, Set<TLSSocket>>();
 
   const app = Fastify({
@@ -84,7 +92,7 @@ export async function createProxyListener(o: ProxyListenerOptions): Promise<Prox
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     // routing never sees a client's path: everything but the gateway's own paths goes to PROXY_ROUTE
-    rewriteUrl: (req) => (gatewayPaths.has(req.url ?? '') ? (req.url ?? '/') : PROXY_ROUTE),
+    rewriteUrl: (req) => (isGatewayPath(req.url ?? '') ? (req.url ?? '/') : PROXY_ROUTE),
     https: {
       cert: o.tls.cert,
       key: o.tls.key,
@@ -159,20 +167,38 @@ export async function createProxyListener(o: ProxyListenerOptions): Promise<Prox
   app.all(PROXY_ROUTE, async (request, reply) => {
     const started = process.hrtime.bigint();
     const raw = request.raw as IncomingMessage & { originalUrl?: string };
-    const result = admit(raw, raw.originalUrl ?? raw.url ?? '', request.id, deps);
+    const target = raw.originalUrl ?? raw.url ?? '';
+    const result = admit(raw, target, request.id, deps);
     o.metrics.decisionSeconds.observe({ listener: o.name }, Number(process.hrtime.bigint() - started) / 1e9);
     if (!result.ok) {
       o.metrics.requests.inc({ listener: o.name, route: 'none', decision: 'deny', status: String(result.error.status) });
+      const answered = o.onRefused?.(result.error, request, reply, target);
+      if (answered !== undefined) return answered;
       // a refused request's body is not read: close the connection rather than drain it
       if (result.error.status !== 404) reply.header('connection', 'close');
       return reply.status(result.error.status).send(errorBody(result.error, request.id));
     }
     const extra = await finishAdmission(result, raw);
     if (extra instanceof GatehouseError) {
+      const answered = o.onRefused?.(extra, request, reply, target);
+      if (answered !== undefined) return answered;
       return reply.status(extra.status).header('connection', 'close').send(errorBody(extra, request.id));
     }
+    stripGatewayCookies(raw);
     return forwardHttp(request, reply, result, { upstreams: o.upstreams, metrics: o.metrics, listener: o.name, clock: o.clock, trustDomain: o.trustDomain }, extra);
   });
+
+  function stripGatewayCookies(req: IncomingMessage): void {
+    const names = o.stripCookies;
+    const header = req.headers.cookie;
+    if (names === undefined || header === undefined) return;
+    const kept = header
+      .split(';')
+      .map((p) => p.trim())
+      .filter((p) => p !== '' && !names.includes(p.slice(0, p.indexOf('=') < 0 ? p.length : p.indexOf('=')).trim()));
+    if (kept.length === 0) delete req.headers.cookie;
+    else req.headers.cookie = kept.join('; ');
+  }
 
   /** Token checks and upstream headers; audits the decision (or the refusal) exactly once. */
   async function finishAdmission(a: Admitted, req: IncomingMessage): Promise<Record<string, string> | GatehouseError> {
@@ -197,7 +223,7 @@ export async function createProxyListener(o: ProxyListenerOptions): Promise<Prox
     socket.on('error', () => socket.destroy());
     const requestId = randomUUID();
     const target = req.url ?? '';
-    const result = gatewayPaths.has(target)
+    const result = isGatewayPath(target)
       ? { ok: false as const, error: new GatehouseError('ERR_BAD_REQUEST', 'no upgrade on gateway paths') }
       : admit(req, target, requestId, deps);
     if (!result.ok) {
@@ -207,6 +233,7 @@ export async function createProxyListener(o: ProxyListenerOptions): Promise<Prox
     }
     void finishAdmission(result, req).then((extra) => {
       if (extra instanceof GatehouseError) return refuseUpgrade(socket, extra, requestId);
+      stripGatewayCookies(req);
       forwardUpgrade(req, socket, head, result, { upstreams: o.upstreams, metrics: o.metrics, listener: o.name, clock: o.clock, trustDomain: o.trustDomain, requestId, clientIp: clientIp(req) }, extra);
     });
   });
@@ -233,7 +260,10 @@ export async function createProxyListener(o: ProxyListenerOptions): Promise<Prox
     },
     async close() {
       for (const set of bySerial.values()) for (const s of set) s.destroy();
-      await app.close();
+      // stop accepting, then drop keep-alive connections (a browser may hold one for minutes)
+      const closing = app.close();
+      server.closeAllConnections();
+      await closing;
     },
   };
 }

@@ -1,0 +1,15 @@
+// authenticate: who is calling. Services by client certificate (service.ts); people by WebAuthn
+// with user verification plus a hardware OTP token, and sessions kept in the store.
+export { serviceIdentity, type ServiceIdentityOptions } from './service.js';
+export { SessionManager, type SessionManagerOptions, type SessionView, type NewSession } from './sessions.js';
+export { humanIdentity, type HumanIdentity } from './human.js';
+export { humanRoutes, renderRefusal, GATEWAY_PREFIX, VERIFY_PATH, type HumanRoutes, type HumanRoutesOptions } from './http/plugin.js';
+export type { ForwardedRequest, ForwardedVerdict } from './http/context.js';
+export { Regulator, type RegulationPolicy } from './regulation.js';
+export { addUser, listUsers, disableUser, getUser, issueEnrollment, parseRoles, assertUserId, endSessionsOf } from './users.js';
+export { importTokens, assignToken, verifyTotp, type SealedImport } from './totp/tokens.js';
+export { parseSeedFile, type ImportedSeed } from './totp/import.js';
+export { sealSeed, openSeed } from './totp/seed.js';
+export { factorsFor, type MfaPolicy } from './factors.js';
+export { safeReturnTo, type ReturnPolicy } from './redirect.js';
+export * from './types.js';

@@ -1,0 +1,311 @@
+// People's sessions. The cookie holds 256 random bits; the store holds only their SHA-256,
+// under a lease (idle timeout) shared by the session's per-host aliases and its index entry,
+// so revoking that one lease ends the session everywhere. Every replica keeps all sessions
+// (and every user's status) in memory, current through store watches: a lookup per proxied
+// request is one hash and one Map lookup. lastSeen is written back lazily, at most once per
+// writeback interval, together with a lease keepalive.
+import { randomBytes } from 'node:crypto';
+import { GatehouseError, isGatehouseError } from '../errors.js';
+import type { Clock } from '../lib/clock.js';
+import { text, type KeyValue, type Store, type Watch, type WatchEvent } from '../store/index.js';
+import { isSecretShape, randomSecret, sha256hex } from './lib/digest.js';
+import { parseRecord, ttlSeconds } from './lib/records.js';
+import { SESSIONS_PREFIX, USERS_PREFIX, USER_SESSIONS_PREFIX, type RoleMap, type SessionAlias, type SessionRecord, type StoredSession, type UserRecord } from './types.js';
+
+export interface SessionManagerOptions {
+  store: Store;
+  clock: Clock;
+  idleMs: number;
+  absoluteMs: number;
+  onError?: (err: Error) => void;
+}
+
+/** What a request learns from its session. */
+export interface SessionView {
+  /** SHA-256 of the primary session's id: the store key. */
+  hash: string;
+  sid: string;
+  userId: string;
+  roles: RoleMap;
+  amr: readonly string[];
+  acr: string;
+  credentialId: string;
+  lastWebAuthnAt: number;
+  createdAt: number;
+}
+
+export interface NewSession {
+  userId: string;
+  roles: RoleMap;
+  amr: string[];
+  acr: string;
+  credentialId: string;
+  lastWebAuthnAt: number;
+  host: string;
+  ip: string;
+  userAgent: string;
+}
+
+interface Cached {
+  rec: StoredSession;
+  modRevision: number;
+}
+
+const PAGE = 1000;
+
+async function* rangeAll(store: Store, prefix: string, revision: number): AsyncGenerator<KeyValue> {
+  const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+  let start = prefix;
+  for (;;) {
+    const page = await store.range({ start, end }, { limit: PAGE, revision });
+    yield* page.kvs;
+    if (!page.more || page.kvs.length === 0) return;
+    start = `${text(page.kvs[page.kvs.length - 1]!.key)}\u0000`;
+  }
+}
+
+export class SessionManager {
+  readonly #o: SessionManagerOptions;
+  readonly #sessions = new Map<string, Cached>();
+  readonly #users = new Map<string, UserRecord['status']>();
+  /** Deletes seen by the watch (hash -> revision), so a slower store read cannot bring a session back. */
+  readonly #ended = new Map<string, number>();
+  /** lastSeen on this replica, newer than the stored one until written back. */
+  readonly #seen = new Map<string, number>();
+  readonly #writing = new Set<string>();
+  readonly #writebackMs: number;
+  #watches: Watch[] = [];
+
+  private constructor(o: SessionManagerOptions) {
+    this.#o = o;
+    this.#writebackMs = Math.min(60_000, Math.floor(o.idleMs / 4));
+  }
+
+  static async open(o: SessionManagerOptions): Promise<SessionManager> {
+    const m = new SessionManager(o);
+    const revision = await o.store.revision();
+    for await (const kv of rangeAll(o.store, USERS_PREFIX, revision)) m.#onUser({ type: 'put', kv });
+    for await (const kv of rangeAll(o.store, SESSIONS_PREFIX, revision)) m.#onSession({ type: 'put', kv });
+    const onError = (err: Error): void => o.onError?.(err);
+    m.#watches.push(await o.store.watch({ prefix: USERS_PREFIX }, (e) => m.#onUser(e), { fromRevision: revision + 1, onError }));
+    m.#watches.push(await o.store.watch({ prefix: SESSIONS_PREFIX }, (e) => m.#onSession(e), { fromRevision: revision + 1, onError }));
+    return m;
+  }
+
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  #onUser(e: WatchEvent): void {
+    const id = text(e.kv.key).slice(USERS_PREFIX.length);
+    if (e.type === 'delete') this.#users.delete(id);
+    else this.#users.set(id, parseRecord<UserRecord>(e.kv).status);
+  }
+
+  #onSession(e: WatchEvent): void {
+    const hash = text(e.kv.key).slice(SESSIONS_PREFIX.length);
+    if (e.type === 'delete') {
+      this.#sessions.delete(hash);
+      this.#seen.delete(hash);
+      this.#ended.set(hash, e.kv.modRevision);
+      if (this.#ended.size > 100_000) this.#ended.delete(this.#ended.keys().next().value!);
+      return;
+    }
+    const cur = this.#sessions.get(hash);
+    if (cur !== undefined && cur.modRevision >= e.kv.modRevision) return;
+    this.#sessions.set(hash, { rec: parseRecord<StoredSession>(e.kv), modRevision: e.kv.modRevision });
+  }
+
+  userStatus(userId: string): UserRecord['status'] | undefined {
+    return this.#users.get(userId);
+  }
+
+  /** Creates a session; the returned id goes into the cookie and nowhere else. */
+  async create(s: NewSession): Promise<{ id: string; hash: string; record: SessionRecord }> {
+    const { store, clock } = this.#o;
+    const id = randomSecret();
+    const hash = sha256hex(id);
+    const now = clock.now();
+    const lease = await store.grant(this.#leaseTtl());
+    const record: SessionRecord = {
+      format: 1,
+      kind: 'primary',
+      sid: randomBytes(16).toString('base64url'),
+      userId: s.userId,
+      roles: s.roles,
+      amr: s.amr,
+      acr: s.acr,
+      credentialId: s.credentialId,
+      host: s.host,
+      createdAt: now,
+      lastSeen: now,
+      lastWebAuthnAt: s.lastWebAuthnAt,
+      expiresAt: now + this.#o.absoluteMs,
+      ip: s.ip.slice(0, 64),
+      userAgent: s.userAgent.slice(0, 300),
+      lease: lease.id,
+    };
+    const r = await store.txn(
+      [{ key: SESSIONS_PREFIX + hash, target: 'version', op: '==', value: 0 }],
+      [
+        { op: 'put', key: SESSIONS_PREFIX + hash, value: JSON.stringify(record), lease: lease.id },
+        { op: 'put', key: `${USER_SESSIONS_PREFIX}${s.userId}/${hash}`, value: lease.id, lease: lease.id },
+      ],
+    );
+    if (!r.succeeded) throw new GatehouseError('ERR_INTERNAL', 'session id collision');
+    this.#remember(hash, record, r.revision);
+    return { id, hash, record };
+  }
+
+  /** A cookie for another route host, bound to the same session (and its lease). */
+  async createAlias(primaryHash: string, host: string): Promise<{ id: string; hash: string }> {
+    const primary = this.#sessions.get(primaryHash);
+    if (primary === undefined || primary.rec.kind !== 'primary') throw new GatehouseError('ERR_SESSION_EXPIRED', 'the session ended before the handoff');
+    const id = randomSecret();
+    const hash = sha256hex(id);
+    const alias: SessionAlias = { format: 1, kind: 'alias', primary: primaryHash, host, createdAt: this.#o.clock.now() };
+    const r = await this.#o.store.txn(
+      [{ key: SESSIONS_PREFIX + primaryHash, target: 'version', op: '>', value: 0 }],
+      [{ op: 'put', key: SESSIONS_PREFIX + hash, value: JSON.stringify(alias), lease: primary.rec.lease }],
+    );
+    if (!r.succeeded) throw new GatehouseError('ERR_SESSION_EXPIRED', 'the session ended before the handoff');
+    this.#remember(hash, alias, r.revision);
+    return { id, hash };
+  }
+
+  #remember(hash: string, rec: StoredSession, revision: number): void {
+    const cur = this.#sessions.get(hash);
+    if ((cur === undefined || cur.modRevision < revision) && (this.#ended.get(hash) ?? 0) < revision) this.#sessions.set(hash, { rec, modRevision: revision });
+  }
+
+  #leaseTtl(): number {
+    // never shorter than the idle timeout plus one writeback interval: the exact idle check is in lookup
+    return ttlSeconds(this.#o.idleMs + this.#writebackMs + 1_000);
+  }
+
+  /** Fills the cache from the store when a cookie's session is not (yet) known here, e.g. just created on another replica. */
+  async ensure(cookie: string | undefined): Promise<void> {
+    if (cookie === undefined || !isSecretShape(cookie)) return;
+    const hash = sha256hex(cookie);
+    if (this.#sessions.has(hash)) return;
+    const kv = await this.#o.store.get(SESSIONS_PREFIX + hash);
+    if (kv === undefined) return;
+    const rec = parseRecord<StoredSession>(kv);
+    this.#remember(hash, rec, kv.modRevision);
+    if (rec.kind === 'alias' && !this.#sessions.has(rec.primary)) {
+      const p = await this.#o.store.get(SESSIONS_PREFIX + rec.primary);
+      if (p !== undefined) this.#remember(rec.primary, parseRecord<StoredSession>(p), p.modRevision);
+    }
+  }
+
+  /** The session a cookie names on this host, or why not. Synchronous: served from memory. */
+  lookup(cookie: string | undefined, host: string): SessionView | GatehouseError {
+    if (cookie === undefined || cookie === '') return new GatehouseError('ERR_SESSION_REQUIRED');
+    if (!isSecretShape(cookie)) return new GatehouseError('ERR_SESSION_EXPIRED');
+    const hash = sha256hex(cookie);
+    const entry = this.#sessions.get(hash);
+    if (entry === undefined) return new GatehouseError('ERR_SESSION_EXPIRED');
+    // a cookie is good only on the host it was set for
+    if (entry.rec.host !== host) return new GatehouseError('ERR_SESSION_EXPIRED', 'the session cookie belongs to another host');
+    const primaryHash = entry.rec.kind === 'alias' ? entry.rec.primary : hash;
+    const primary = entry.rec.kind === 'alias' ? this.#sessions.get(primaryHash)?.rec : entry.rec;
+    if (primary === undefined || primary.kind !== 'primary') return new GatehouseError('ERR_SESSION_EXPIRED');
+    const status = this.#users.get(primary.userId);
+    if (status === 'disabled') {
+      void this.end(primaryHash).catch(() => undefined);
+      return new GatehouseError('ERR_USER_DISABLED');
+    }
+    if (status !== 'active') return new GatehouseError('ERR_SESSION_EXPIRED');
+    const now = this.#o.clock.now();
+    const lastSeen = Math.max(primary.lastSeen, this.#seen.get(primaryHash) ?? 0);
+    if (now >= primary.expiresAt || now - lastSeen >= this.#o.idleMs) {
+      void this.end(primaryHash).catch(() => undefined);
+      return new GatehouseError('ERR_SESSION_EXPIRED', now >= primary.expiresAt ? 'the session reached its absolute lifetime' : 'the session was idle too long');
+    }
+    this.#touch(primaryHash, primary, now);
+    return {
+      hash: primaryHash,
+      sid: primary.sid,
+      userId: primary.userId,
+      roles: primary.roles,
+      amr: primary.amr,
+      acr: primary.acr,
+      credentialId: primary.credentialId,
+      lastWebAuthnAt: primary.lastWebAuthnAt,
+      createdAt: primary.createdAt,
+    };
+  }
+
+  #touch(hash: string, rec: SessionRecord, now: number): void {
+    this.#seen.set(hash, now);
+    if (now - rec.lastSeen < this.#writebackMs || this.#writing.has(hash)) return;
+    this.#writing.add(hash);
+    void this.#writeBack(hash, now).finally(() => this.#writing.delete(hash));
+  }
+
+  async #writeBack(hash: string, now: number): Promise<void> {
+    const { store } = this.#o;
+    try {
+      await this.#update(hash, (r) => ({ ...r, lastSeen: Math.max(r.lastSeen, now) }));
+      const cur = this.#sessions.get(hash)?.rec;
+      if (cur?.kind === 'primary') await store.keepAlive(cur.lease);
+    } catch (err) {
+      if (!isGatehouseError(err, 'ERR_STORE_LEASE_NOT_FOUND') && !isGatehouseError(err, 'ERR_STORE_CONFLICT')) this.#o.onError?.(err as Error);
+    }
+  }
+
+  async #update(hash: string, change: (r: SessionRecord) => SessionRecord): Promise<SessionRecord | undefined> {
+    const { store } = this.#o;
+    for (let i = 0; i < 8; i++) {
+      const kv = await store.get(SESSIONS_PREFIX + hash);
+      if (kv === undefined) return undefined;
+      const rec = parseRecord<StoredSession>(kv);
+      if (rec.kind !== 'primary') return undefined;
+      const next = change(rec);
+      try {
+        const r = await store.put(SESSIONS_PREFIX + hash, JSON.stringify(next), { lease: rec.lease, ifModRevision: kv.modRevision });
+        this.#remember(hash, next, r.revision);
+        return next;
+      } catch (err) {
+        if (!isGatehouseError(err, 'ERR_STORE_CONFLICT')) throw err;
+      }
+    }
+    throw new GatehouseError('ERR_STORE_CONFLICT', 'session: too many concurrent writers', { retryable: true });
+  }
+
+  /** Step-up: a fresh WebAuthn assertion on this session. */
+  async markWebAuthn(hash: string, at: number): Promise<void> {
+    const r = await this.#update(hash, (rec) => ({ ...rec, lastWebAuthnAt: Math.max(rec.lastWebAuthnAt, at) }));
+    if (r === undefined) throw new GatehouseError('ERR_SESSION_EXPIRED');
+  }
+
+  /** Ends a session (and its aliases) on every replica: revokes its lease. */
+  async end(primaryHash: string): Promise<boolean> {
+    const cur = this.#sessions.get(primaryHash);
+    const kv = cur === undefined ? await this.#o.store.get(SESSIONS_PREFIX + primaryHash) : undefined;
+    const rec = cur?.rec ?? (kv !== undefined ? parseRecord<StoredSession>(kv) : undefined);
+    if (rec === undefined || rec.kind !== 'primary') return false;
+    this.#sessions.delete(primaryHash);
+    this.#ended.set(primaryHash, Number.MAX_SAFE_INTEGER);
+    try {
+      await this.#o.store.revoke(rec.lease);
+    } catch (err) {
+      if (!isGatehouseError(err, 'ERR_STORE_LEASE_NOT_FOUND')) throw err;
+    }
+    return true;
+  }
+
+  /** The primary session hash a cookie names (for logout), whatever its state. */
+  primaryOf(cookie: string | undefined): string | undefined {
+    if (cookie === undefined || !isSecretShape(cookie)) return undefined;
+    const hash = sha256hex(cookie);
+    const rec = this.#sessions.get(hash)?.rec;
+    return rec === undefined ? undefined : rec.kind === 'alias' ? rec.primary : hash;
+  }
+
+  async close(): Promise<void> {
+    const ws = this.#watches;
+    this.#watches = [];
+    await Promise.all(ws.map((w) => w.close().catch(() => undefined)));
+  }
+}
