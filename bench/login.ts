@@ -1,0 +1,92 @@
+// Login and session figures (npm run bench:login): server-side time of each login step, the
+// whole login, session lookup per proxied request, and memory with 100,000 live sessions.
+// The gateway runs in this process (fastify inject: no network), on the embedded store, with
+// a software authenticator (ES256) from the tests.
+import { readFileSync } from 'node:fs';
+import { SoftAuthenticator } from '../test/authenticate/soft-authenticator.js';
+import { makeEnv, startGateway, enroll, jar, totp, type Enrolled } from '../test/authenticate/harness.js';
+import { SESSION_COOKIE } from '../src/authenticate/types.js';
+
+const USERS = Number(process.env.BENCH_LOGIN_USERS ?? 200);
+const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 100_000);
+const print = (o: Record<string, unknown>): void => console.log(JSON.stringify({ bench: 'login', ...o }));
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
+};
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+const mb = (): number => Math.round((process.memoryUsage().rss / 1024 / 1024) * 10) / 10;
+/** RSS split: anonymous (heap, buffers) vs file-backed (LMDB's memory map, code). */
+function rssSplit(): { rssAnonMB: number; rssFileMB: number } {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  return { rssAnonMB: Math.round(kb('RssAnon') / 102.4) / 10, rssFileMB: Math.round(kb('RssFile') / 102.4) / 10 };
+}
+
+const env = await makeEnv();
+const gw = await startGateway(env);
+try {
+  const users: Enrolled[] = [];
+  for (let i = 0; i < USERS; i++) users.push(await enroll(env, gw, `user${i}`, ['payments:ops-admin'], new SoftAuthenticator()));
+
+  const t: Record<'start' | 'webauthn' | 'totp' | 'total', number[]> = { start: [], webauthn: [], totp: [], total: [] };
+  const timed = async <T>(bucket: number[], fn: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const out = await fn();
+    bucket.push((performance.now() - t0) * 1000);
+    return out;
+  };
+  let cookie = '';
+  for (const u of users) {
+    const cookies = jar();
+    const host = 'login.example.org';
+    const start = await timed(t.start, () => gw.request({ url: '/.gatehouse/login/start', host, cookies, body: { username: u.id, rd: '/' } }));
+    if (start.status !== 200) throw new Error(start.body);
+    const { options } = start.json<{ options: { challenge: string; rpId: string } }>();
+    const response = u.key.authenticate(options, `https://${host}`); // the authenticator's work is the client's, not timed
+    const w = await timed(t.webauthn, () => gw.request({ url: '/.gatehouse/login/webauthn', host, cookies, body: { response } }));
+    if (w.status !== 200) throw new Error(w.body);
+    const code = totp(u.seed, env.clock.now() + 30_000);
+    const done = await timed(t.totp, () => gw.request({ url: '/.gatehouse/login/totp', host, cookies, body: { code } }));
+    if (done.status !== 200) throw new Error(done.body);
+    t.total.push(t.start.at(-1)! + t.webauthn.at(-1)! + t.totp.at(-1)!);
+    cookie = cookies.jar.get(SESSION_COOKIE) ?? cookie;
+  }
+  for (const [step, xs] of Object.entries(t)) print({ op: `login-${step}`, n: xs.length, p50us: r2(pct(xs, 50)), p99us: r2(pct(xs, 99)), ...(step === 'total' ? { targetP99us: 10_000 } : {}) });
+
+  const sessions = gw.app.sessions!;
+  const lookup = (n: number): number[] => {
+    const xs: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = process.hrtime.bigint();
+      const v = sessions.lookup(cookie, 'login.example.org');
+      xs.push(Number(process.hrtime.bigint() - t0) / 1000);
+      if (v instanceof Error) throw v;
+    }
+    return xs;
+  };
+  lookup(10_000);
+  const small = lookup(200_000);
+  print({ op: 'session-lookup', liveSessions: USERS, n: small.length, p50us: r2(pct(small, 50)), p99us: r2(pct(small, 99)), targetP99us: 20 });
+
+  // 100,000 live sessions, created through the session manager (store + lease + cache)
+  global.gc?.();
+  const rssBefore = mb();
+  const t0 = performance.now();
+  for (let i = 0; i < SESSIONS; i += 500) {
+    await Promise.all(
+      Array.from({ length: Math.min(500, SESSIONS - i) }, (_, j) =>
+        sessions.create({ userId: `user${(i + j) % USERS}`, roles: { payments: ['ops-admin'] }, amr: ['hwk', 'user', 'otp'], acr: 'aal3', credentialId: 'bench', lastWebAuthnAt: env.clock.now(), host: 'login.example.org', ip: '127.0.0.1', userAgent: 'bench/1' }),
+      ),
+    );
+  }
+  const createMs = performance.now() - t0;
+  global.gc?.();
+  const big = lookup(200_000);
+  print({ op: 'session-create', n: SESSIONS, perSecond: Math.round((SESSIONS / createMs) * 1000) });
+  print({ op: 'session-lookup', liveSessions: SESSIONS + USERS, n: big.length, p50us: r2(pct(big, 50)), p99us: r2(pct(big, 99)), targetP99us: 20 });
+  print({ op: 'memory', liveSessions: SESSIONS + USERS, rssMB: mb(), ...rssSplit(), rssBeforeSessionsMB: rssBefore, targetRssMB: 300, heapUsedMB: Math.round(process.memoryUsage().heapUsed / 1024 / 1024) });
+} finally {
+  await gw.close();
+  await env.close();
+}
