@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { GatehouseError } from './errors.js';
+import { GatehouseError, isGatehouseError } from './errors.js';
 import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -16,7 +16,7 @@ import { installErrorHandlers } from './lib/http-errors.js';
 import { createMetrics, type GatewayMetrics } from './lib/metrics.js';
 import { healthRoutes } from './admin/health.js';
 import { createAdminToken, localOpsRoutes, removeAdminToken } from './admin/local-api.js';
-import { AuditWriter } from './audit/writer.js';
+import { AuditWriter, auditKeysJwks, AUDIT_KEYS_PATH } from './audit/index.js';
 import {
   loadCa,
   CertRevocationList,
@@ -37,6 +37,7 @@ import { parseSpiffeId } from './pki/index.js';
 import type { Principal } from './contracts/authz.js';
 import type { SessionManager } from './authenticate/index.js';
 import { buildHumanListener } from './human-listener.js';
+import { RevocationSet, type RevocationRecord } from './revocation/index.js';
 
 export interface AppDeps {
   store: Store;
@@ -70,6 +71,8 @@ export interface GatehouseApp {
   audit: AuditWriter;
   policy: PolicyEngine;
   revocations: CertRevocationList | undefined;
+  /** Every kind of revocation (session, user, token, cert, service), from the store watch and the bus. */
+  revocationSet: RevocationSet | undefined;
   tokens: TokenService | undefined;
   listen(): Promise<ListeningAddresses>;
   close(): Promise<void>;
@@ -114,6 +117,16 @@ function connectionThumbprint(req: IncomingMessage): string | undefined {
   return thumbprints.get(socket);
 }
 
+/** The SPIFFE ID (the one URI SAN) of a connection's client certificate. */
+const spiffeUris = new WeakMap<TLSSocket, string | undefined>();
+function spiffeUriOf(socket: TLSSocket): string | undefined {
+  if (!spiffeUris.has(socket)) {
+    const san = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate()?.subjectAltName : undefined;
+    spiffeUris.set(socket, san !== undefined && san.startsWith('URI:spiffe://') && !san.includes(', ') ? san.slice(4) : undefined);
+  }
+  return spiffeUris.get(socket);
+}
+
 /** First start on an empty store: the policies folder becomes the stored policy (later changes: `policy apply`). */
 async function bootstrapPolicies(store: Store, dir: string, log: (msg: string) => void): Promise<void> {
   const existing = await store.range({ prefix: POLICY_PREFIX }, { limit: 1, keysOnly: true });
@@ -131,19 +144,37 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
   const closers: (() => Promise<void> | void)[] = [];
   const replica = config.replicaId ?? hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 128);
 
-  const audit = await AuditWriter.open({ store, replica, clock });
+  // The KEK seals token and audit signing keys; a gateway without one signs no audit checkpoints.
+  const kekFile = config.tokens.kekFile ?? path.join(config.pki.dir, 'kek');
+  const foundKek = await loadKek({ file: kekFile, env: deps.env ?? {} }).catch((e: unknown) => {
+    if (isGatehouseError(e, 'ERR_TOKEN_KEK_NOT_FOUND')) return undefined;
+    throw e;
+  });
+  let auditLog: (e: unknown) => void = () => undefined;
+  const audit = await AuditWriter.open({
+    store,
+    replica,
+    clock,
+    ...(foundKek !== undefined ? { kek: foundKek } : {}),
+    checkpointEvery: config.audit.checkpointEvery,
+    checkpointIntervalMs: config.audit.checkpointInterval,
+    ...(config.audit.spoolDir !== undefined ? { spoolDir: config.audit.spoolDir } : {}),
+    onError: (e) => auditLog(e),
+  });
   closers.push(() => audit.close());
 
   const admin = Fastify({ logger, genReqId: () => randomUUID(), requestIdHeader: false, return503OnClosing: true });
   installErrorHandlers(admin);
   const log = (msg: string): void => admin.log.info(msg);
+  auditLog = (e) => admin.log.error({ code: (e as { code?: string }).code }, `audit: ${e instanceof Error ? e.message : String(e)}`);
+  admin.get(AUDIT_KEYS_PATH, async (_req, reply) => reply.header('cache-control', 'public, max-age=300').send(await auditKeysJwks(store)));
   await admin.register(healthRoutes, { store, bus: deps.bus });
   if (config.store.kind === 'embedded') {
     // the CLI reaches the locked embedded store through this API (see src/admin/local-api.ts)
     const dir = config.store.path;
     const token = await createAdminToken(dir);
     closers.push(() => removeAdminToken(dir));
-    await admin.register(localOpsRoutes, { store, clock, token, audit });
+    await admin.register(localOpsRoutes, { store, clock, token, audit, bus: deps.bus });
   }
   admin.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
@@ -153,6 +184,7 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
   let human: ProxyListener | undefined;
   let sessions: SessionManager | undefined;
   let revocations: CertRevocationList | undefined;
+  let revocationSet: RevocationSet | undefined;
   let tokens: TokenService | undefined;
   let crl: CrlPublisher | undefined;
 
@@ -177,6 +209,30 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       revocations = await CertRevocationList.open(store, { clock, onError: (e) => admin.log.warn({ err: e.message }, 'certificate revocation list') });
       const list = revocations;
       closers.push(() => list.close());
+      // Session, user, token, cert and service revocations: the store watch and the bus, whichever is first.
+      const rset = await RevocationSet.open({ store, bus: deps.bus, clock, onError: (e) => admin.log.warn({ err: e.message }, 'revocations') });
+      revocationSet = rset;
+      closers.push(() => rset.close());
+      /** What every replica does when a revocation reaches it (wired below, once the listeners exist). */
+      const applyRevocation: ((r: RevocationRecord) => void)[] = [];
+      const stopApply = rset.onRevoked((r, via) => {
+        for (const fn of applyRevocation) {
+          try {
+            fn(r);
+          } catch (err) {
+            admin.log.error({ err: (err as Error).message }, 'applying a revocation');
+          }
+        }
+        audit.append({
+          '@timestamp': new Date(clock.now()).toISOString(),
+          'event.action': 'revocation.applied',
+          'event.outcome': 'success',
+          'gatehouse.revocation_kind': r.kind,
+          'gatehouse.revocation_id': r.id,
+          'gatehouse.revocation_via': via,
+        });
+      });
+      closers.push(() => stopApply());
       crl = crlPublisher({ ca, list, clock });
       closers.push(() => crl?.close());
 
@@ -212,7 +268,7 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       closers.push(() => upstreams.close());
 
       const publisher = crl;
-      const kek = await loadKek({ file: config.tokens.kekFile ?? path.join(config.pki.dir, 'kek'), env: deps.env ?? {} });
+      const kek = foundKek ?? (await loadKek({ file: kekFile, env: deps.env ?? {} }));
       const tokenService = await openTokenService({
         store,
         clock,
@@ -220,6 +276,7 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
         issuer: config.tokens.issuer ?? `https://gatehouse.${config.trustDomain}`,
         ttlSeconds: Math.round(config.tokens.ttl / 1000),
         rotateAfterMs: config.tokens.rotateAfter,
+        isRevoked: (claims) => rset.isTokenRevoked(claims),
         onError: (e) => admin.log.error({ code: e.code }, `tokens: ${e.message}`),
       });
       tokens = tokenService;
@@ -231,6 +288,12 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
         tokenGeneration++;
       });
       closers.push(() => stopRevokedTokens());
+      applyRevocation.push((r) => {
+        tokenGeneration++;
+        if (r.kind === 'token') tokenService.forgetToken(r.id);
+        if (r.kind === 'user' || r.kind === 'service') tokenService.forgetSubject(r.id);
+        if (r.kind === 'session' && r.subject !== undefined) tokenService.forgetSubject(r.subject);
+      });
 
       if (serviceCfg !== undefined) {
       const creds = credsOf(serviceFiles);
@@ -241,7 +304,12 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       }
       const socketTokens = new WeakMap<TLSSocket, Map<string, SocketToken>>();
       const rolesOf = (p: Principal, ns: string): string[] => (p.kind === 'user' ? [...(p.roles[ns] ?? [])] : []);
-      const identify = serviceIdentity({ trustDomain: config.trustDomain, isRevoked: (s) => list.isRevoked(s) });
+      const certIdentity = serviceIdentity({ trustDomain: config.trustDomain, isRevoked: (s) => list.isRevoked(s) || rset.isCertRevoked(s) });
+      const identify = (req: IncomingMessage): Principal | GatehouseError => {
+        const p = certIdentity(req);
+        if (!(p instanceof GatehouseError) && p.kind === 'service' && rset.has('service', p.spiffeId)) return new GatehouseError('ERR_SERVICE_REVOKED');
+        return p;
+      };
       const listener = await createProxyListener({
         name: 'service',
         tls: { cert: creds.cert, key: creds.key, ca: ca.certPem, requestCert: true },
@@ -334,7 +402,9 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
             },
         admitConnection: (socket: TLSSocket) => {
           const serial = peerSerial(socket);
-          return serial === undefined || !list.isRevoked(canonicalSerial(serial) ?? serial);
+          if (serial !== undefined && (list.isRevoked(canonicalSerial(serial) ?? serial) || rset.isCertRevoked(serial))) return false;
+          const uri = spiffeUriOf(socket);
+          return uri === undefined || !rset.has('service', uri);
         },
         onConnectionRefused: (socket: TLSSocket) => {
           const serial = peerSerial(socket);
@@ -359,6 +429,11 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
         if (closed > 0) log(`closed ${closed} connection(s) of revoked certificate`);
       });
       closers.push(() => stopRevoked());
+      applyRevocation.push((r) => {
+        const closed =
+          r.kind === 'cert' ? listener.closeConnectionsOf(r.id) : r.kind === 'service' ? listener.closeConnectionsWhere((socket) => spiffeUriOf(socket) === r.id) : 0;
+        if (closed > 0) log(`closed ${closed} service connection(s) of revoked ${r.kind}`);
+      });
       if (certs !== undefined && serviceFiles === undefined) {
         const stopRenew = certs.onRenew((c) => listener.setCertificate(c.cert, c.key));
         closers.push(() => stopRenew());
@@ -381,6 +456,12 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
           creds: credsOf(humanFiles),
           audienceOf,
           kek,
+          bus: deps.bus,
+          revocations: rset,
+        });
+        applyRevocation.push((r) => {
+          const closed = r.kind === 'session' || r.kind === 'user' ? h.listener.closeConnectionsTagged(`${r.kind}:${r.id}`) : 0;
+          if (closed > 0) log(`closed ${closed} human connection(s) of revoked ${r.kind}`);
         });
         human = h.listener;
         sessions = h.sessions;
@@ -417,6 +498,7 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
     audit,
     policy,
     revocations,
+    revocationSet,
     tokens,
     async listen() {
       const a = config.listeners.admin;

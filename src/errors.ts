@@ -129,6 +129,12 @@ export const ERROR_CODES = {
   ERR_AUDIT_KEYS_INVALID: { status: 400, summary: 'The audit keys given to verify cannot be read or hold no Ed25519 key.' },
   ERR_AUDIT_TIME_UNMAPPED: { status: 404, summary: 'No audit checkpoint maps this time to a store revision.' },
   ERR_AUDIT_EXPORT_FAILED: { status: 502, summary: 'The syslog collector could not be reached or refused the connection.' },
+  // revocation
+  ERR_REVOCATION_INVALID: { status: 400, summary: 'A revocation names an unknown kind, a malformed id or a bad reason.' },
+  ERR_REVOCATION_FORBIDDEN: { status: 403, summary: 'Revoking through the admin API needs the gatehouse:security-admin role.' },
+  ERR_SESSION_REVOKED: { status: 401, summary: 'The session has been revoked.' },
+  ERR_USER_REVOKED: { status: 403, summary: 'The user has been revoked.' },
+  ERR_SERVICE_REVOKED: { status: 403, summary: 'The service (its SPIFFE ID) has been revoked.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

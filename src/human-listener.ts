@@ -29,6 +29,9 @@ import { createProxyListener, type ProxyListener } from './proxy/listener.js';
 import { RouteTable, admit, type Admission } from './proxy/admit.js';
 import type { UpstreamClients } from './proxy/upstream.js';
 import type { TokenService } from './tokens/index.js';
+import type { Bus } from './bus/index.js';
+import type { Principal } from './contracts/authz.js';
+import { revocationApiRoutes, type RevocationSet } from './revocation/index.js';
 
 const JWKS_PATH = '/.well-known/jwks.json';
 const GATEWAY_COOKIES = [SESSION_COOKIE, LOGIN_COOKIE, STATE_COOKIE];
@@ -50,6 +53,10 @@ export interface HumanListenerDeps {
   creds: { cert: string; key: string };
   audienceOf(ns: string, svc: string): string;
   kek: KeyObject;
+  /** Revocations: a revoked user or session is refused and its connections are closed. */
+  revocations?: RevocationSet | undefined;
+  /** For the admin API's revoke broadcast. */
+  bus?: Bus | undefined;
 }
 
 async function loadRoots(files: readonly string[]): Promise<X509Certificate[]> {
@@ -82,7 +89,23 @@ export async function buildHumanListener(d: HumanListenerDeps): Promise<{ listen
     onError: (e) => d.admin.log.error({ err: e.message }, 'sessions'),
   });
   try {
-    const identity = humanIdentity(sessions);
+    const sessionIdentity = humanIdentity(sessions);
+    const revoked = d.revocations;
+    const tagger: { listener?: ProxyListener } = {};
+    /** The session, then revocation (user, sid); admitted connections are labelled so a revocation can close them. */
+    const identify = (req: IncomingMessage, host: string): Principal | GatehouseError => {
+      const p = sessionIdentity.identify(req, host);
+      if (p instanceof GatehouseError) return p;
+      const view = sessionIdentity.viewOf(req);
+      if (view !== undefined) {
+        if (revoked?.has('user', view.userId)) return new GatehouseError('ERR_USER_REVOKED');
+        if (revoked?.has('session', view.sid)) return new GatehouseError('ERR_SESSION_REVOKED');
+        tagger.listener?.tagConnection(req.socket, `session:${view.sid}`);
+        tagger.listener?.tagConnection(req.socket, `user:${view.userId}`);
+      }
+      return p;
+    };
+    const identity = { identify, viewOf: sessionIdentity.viewOf };
     const routes = new RouteTable(config.routes);
     const regulator = new Regulator(store, clock, config.login.lockout);
     const roots = await loadRoots(w.attestationRoots);
@@ -154,6 +177,31 @@ export async function buildHumanListener(d: HumanListenerDeps): Promise<{ listen
         });
         const tokenService = d.tokenService;
         if (tokenService !== undefined) app.get(JWKS_PATH, async (_req, reply) => reply.header('cache-control', tokenService.jwksCacheControl).send(tokenService.jwks()));
+        if (revoked !== undefined) {
+          // POST /.gatehouse/admin/api/revoke: security-admin with a fresh MFA session, Origin-checked, audited
+          const publicPort = new URL(config.login.origin ?? w.origins[0]!).port;
+          const originOf = (host: string): string => `https://${host}${publicPort === '' ? '' : `:${publicPort}`}`;
+          const allowedOrigins = new Set<string>([...w.origins, ...config.routes.map((r) => originOf(r.host.toLowerCase())), ...(config.login.origin !== undefined ? [config.login.origin] : [])]);
+          await revocationApiRoutes(app, {
+            store,
+            bus: d.bus,
+            clock,
+            audit,
+            onError: (e) => d.admin.log.warn({ err: e.message }, 'revocation'),
+            checkOrigin: (req) => {
+              const origin = req.headers.origin;
+              if (typeof origin !== 'string' || origin === '') throw new GatehouseError('ERR_ORIGIN_REFUSED', 'expected an Origin header, got none');
+              if (!allowedOrigins.has(origin)) throw new GatehouseError('ERR_ORIGIN_REFUSED', `expected an allowed origin, got ${origin.slice(0, 200)}`);
+              if (new URL(origin).hostname.toLowerCase() !== hostOnly(req.headers.host)) throw new GatehouseError('ERR_ORIGIN_REFUSED', `expected the origin of ${hostOnly(req.headers.host)}, got ${origin.slice(0, 200)}`);
+            },
+            caller: (req) => {
+              const p = identify(req.raw, hostOnly(req.headers.host));
+              if (p instanceof GatehouseError) return p;
+              const view = identity.viewOf(req.raw);
+              return view === undefined ? new GatehouseError('ERR_SESSION_REQUIRED') : view;
+            },
+          });
+        }
         handle = await humanRoutes(app, {
           store,
           clock,
@@ -192,6 +240,7 @@ export async function buildHumanListener(d: HumanListenerDeps): Promise<{ listen
       checkBearer: async () => undefined,
       upstreamHeaders: async (a, req: IncomingMessage) => upstreamHeaders(a, identity.viewOf(req)),
     });
+    tagger.listener = listener;
     return { listener, sessions };
   } catch (err) {
     await sessions.close();

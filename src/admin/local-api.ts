@@ -12,6 +12,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Store } from '../store/index.js';
 import type { AuditSink } from '../contracts/audit.js';
 import { errorBody } from '../lib/http-errors.js';
+import type { Bus } from '../bus/index.js';
 import { isStoreOpName, runStoreOp } from './ops.js';
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
@@ -50,6 +51,8 @@ export interface LocalOpsDeps {
   clock: Clock;
   token: string;
   audit: AuditSink;
+  /** Revocations are broadcast on it after the store write. */
+  bus?: Bus | undefined;
 }
 
 function tokenMatches(header: string | undefined, token: string): boolean {
@@ -76,7 +79,7 @@ export const localOpsRoutes = fp<LocalOpsDeps>(async (app: FastifyInstance, deps
     }
     if (!isStoreOpName(name)) throw new GatehouseError('ERR_NOT_FOUND', `no operation ${JSON.stringify(name.slice(0, 40))}`);
     try {
-      const result = await runStoreOp(name, deps.store, request.body, deps.clock);
+      const result = await runStoreOp(name, deps.store, request.body, deps.clock, { bus: deps.bus, by: 'local-operator' });
       deps.audit.append({ ...event, 'event.outcome': 'success' });
       return result;
     } catch (err) {

@@ -5,6 +5,8 @@ import type { Clock } from '../lib/clock.js';
 import type { Store } from '../store/index.js';
 import { applyPolicySources, type ApplyResult, type PolicySource } from '../authorize/index.js';
 import { canonicalSerial, lookupIssued, revokeCertificate, REVOCATION_REASONS, type RevocationReason } from '../pki/index.js';
+import type { Bus } from '../bus/index.js';
+import { parseRevokeRequest, revoke, type RevokeRequest } from '../revocation/index.js';
 import { addUser, assertUserId, assignToken, disableUser, importTokens, issueEnrollment, listUsers, parseRoles, getUser, type SealedImport } from '../authenticate/index.js';
 
 export interface PolicyApplyArgs {
@@ -129,7 +131,22 @@ export const STORE_OPS = {
       return { serial: r.serial, user: r.userId };
     },
   },
+  'revoke': {
+    parse(args: unknown, by: string): RevokeRequest {
+      return parseRevokeRequest(args, by);
+    },
+    async run(store: Store, args: RevokeRequest, clock: Clock, ctx: OpContext) {
+      const r = await revoke(store, ctx.bus, args, clock);
+      return { ...r.record, created: r.created, key: r.key, published: r.published, sessionsEnded: r.sessionsEnded };
+    },
+  },
 } as const;
+
+/** What an operation may use besides the store: the bus (revocation broadcasts) and who asked. */
+export interface OpContext {
+  bus?: Bus | undefined;
+  by?: string;
+}
 
 function ttl(v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 60_000 || v > 30 * 86_400_000) throw bad('enrollmentTtlMs must be 1 minute to 30 days in ms');
@@ -143,7 +160,7 @@ export function isStoreOpName(name: string): name is StoreOpName {
 }
 
 /** Validates the arguments and runs the operation on the store. */
-export async function runStoreOp(name: StoreOpName, store: Store, args: unknown, clock: Clock): Promise<unknown> {
+export async function runStoreOp(name: StoreOpName, store: Store, args: unknown, clock: Clock, ctx: OpContext = {}): Promise<unknown> {
   switch (name) {
     case 'policy.apply':
       return STORE_OPS[name].run(store, STORE_OPS[name].parse(args));
@@ -162,5 +179,7 @@ export async function runStoreOp(name: StoreOpName, store: Store, args: unknown,
       return STORE_OPS[name].run(store, STORE_OPS[name].parse(args), clock);
     case 'totp.assign':
       return STORE_OPS[name].run(store, STORE_OPS[name].parse(args), clock);
+    case 'revoke':
+      return STORE_OPS[name].run(store, STORE_OPS[name].parse(args, ctx.by ?? 'cli'), clock, ctx);
   }
 }

@@ -5,7 +5,7 @@
 import type { Clock } from '../lib/clock.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { type Store } from '../store/index.js';
-import { readRecord, ttlSeconds } from './lib/records.js';
+import { readRecord, ttlSeconds, type Writes } from './lib/records.js';
 import { REGULATION_PREFIX, type RegulationRecord } from './types.js';
 
 export interface RegulationPolicy {
@@ -67,5 +67,10 @@ export class Regulator {
   /** A complete sign-in clears the count. */
   async clear(username: string): Promise<void> {
     await this.#store.delete(this.#key(username));
+  }
+
+  /** clear() as a write of the sign-in's own transaction. */
+  clearing(username: string): Writes {
+    return { compares: [], ops: [{ op: 'delete', key: this.#key(username) }] };
   }
 }

@@ -7,9 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
-import { text, type KeyValue, type Store, type Watch, type WatchEvent } from '../store/index.js';
+import { text, type KeyValue, type LeaseId, type Store, type Watch, type WatchEvent } from '../store/index.js';
 import { isSecretShape, randomSecret, sha256hex } from './lib/digest.js';
-import { parseRecord, ttlSeconds } from './lib/records.js';
+import { commit, parseRecord, ttlSeconds, unchanged, type Writes } from './lib/records.js';
 import { SESSIONS_PREFIX, USERS_PREFIX, USER_SESSIONS_PREFIX, type RoleMap, type SessionAlias, type SessionRecord, type StoredSession, type UserRecord } from './types.js';
 
 export interface SessionManagerOptions {
@@ -44,6 +44,14 @@ export interface NewSession {
   host: string;
   ip: string;
   userAgent: string;
+}
+
+export interface SessionDraft {
+  /** The cookie value: goes to the browser and nowhere else. */
+  id: string;
+  hash: string;
+  record: SessionRecord;
+  writes: Writes;
 }
 
 interface Cached {
@@ -121,12 +129,24 @@ export class SessionManager {
   }
 
   /** Creates a session; the returned id goes into the cookie and nowhere else. */
-  async create(s: NewSession): Promise<{ id: string; hash: string; record: SessionRecord }> {
-    const { store, clock } = this.#o;
+  async create(s: NewSession): Promise<SessionDraft> {
+    const draft = this.draft(s, await this.grantLease());
+    const revision = await commit(this.#o.store, draft.writes);
+    if (revision === undefined) throw new GatehouseError('ERR_INTERNAL', 'session id collision');
+    this.adopt(draft, revision);
+    return draft;
+  }
+
+  /** The lease of a new session (its idle timeout): one per session, so revoking it ends that session only. */
+  async grantLease(): Promise<LeaseId> {
+    return (await this.#o.store.grant(this.#leaseTtl())).id;
+  }
+
+  /** A new session and the writes that store it; commit them (with others), then adopt() it. */
+  draft(s: NewSession, lease: LeaseId): SessionDraft {
     const id = randomSecret();
     const hash = sha256hex(id);
-    const now = clock.now();
-    const lease = await store.grant(this.#leaseTtl());
+    const now = this.#o.clock.now();
     const record: SessionRecord = {
       format: 1,
       kind: 'primary',
@@ -143,18 +163,21 @@ export class SessionManager {
       expiresAt: now + this.#o.absoluteMs,
       ip: s.ip.slice(0, 64),
       userAgent: s.userAgent.slice(0, 300),
-      lease: lease.id,
+      lease,
     };
-    const r = await store.txn(
-      [{ key: SESSIONS_PREFIX + hash, target: 'version', op: '==', value: 0 }],
-      [
-        { op: 'put', key: SESSIONS_PREFIX + hash, value: JSON.stringify(record), lease: lease.id },
-        { op: 'put', key: `${USER_SESSIONS_PREFIX}${s.userId}/${hash}`, value: lease.id, lease: lease.id },
+    const writes: Writes = {
+      compares: [unchanged(SESSIONS_PREFIX + hash, undefined)],
+      ops: [
+        { op: 'put', key: SESSIONS_PREFIX + hash, value: JSON.stringify(record), lease },
+        { op: 'put', key: `${USER_SESSIONS_PREFIX}${s.userId}/${hash}`, value: lease, lease },
       ],
-    );
-    if (!r.succeeded) throw new GatehouseError('ERR_INTERNAL', 'session id collision');
-    this.#remember(hash, record, r.revision);
-    return { id, hash, record };
+    };
+    return { id, hash, record, writes };
+  }
+
+  /** Serves a committed draft from memory at once (the watch brings it to the other replicas). */
+  adopt(draft: SessionDraft, revision: number): void {
+    this.#remember(draft.hash, draft.record, revision);
   }
 
   /** A cookie for another route host, bound to the same session (and its lease). */

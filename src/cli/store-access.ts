@@ -4,7 +4,7 @@ import type { GatehouseConfig } from '../config/index.js';
 import { GatehouseError, isGatehouseError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import { systemClock } from '../lib/clock.js';
 import { openStore, type Store } from '../store/index.js';
-import { runStoreOp, type StoreOpName } from '../admin/ops.js';
+import { runStoreOp, type OpContext, type StoreOpName } from '../admin/ops.js';
 import { OPS_PATH, readAdminToken } from '../admin/local-api.js';
 
 export function storeOptions(config: GatehouseConfig): Parameters<typeof openStore>[0] {
@@ -47,7 +47,13 @@ async function viaGateway(config: GatehouseConfig, name: StoreOpName, args: unkn
 }
 
 /** Runs a store operation; `direct` is told whether it went through a running gateway. */
-export async function runOp(config: GatehouseConfig, name: StoreOpName, args: unknown): Promise<{ result: unknown; via: 'store' | 'gateway' }> {
+export async function runOp(
+  config: GatehouseConfig,
+  name: StoreOpName,
+  args: unknown,
+  /** On the direct path only: what else the operation may use (e.g. the bus), closed afterwards. */
+  openContext?: () => Promise<{ ctx: OpContext; close(): Promise<void> }>,
+): Promise<{ result: unknown; via: 'store' | 'gateway' }> {
   let store: Store;
   try {
     store = await openStore(storeOptions(config));
@@ -57,9 +63,14 @@ export async function runOp(config: GatehouseConfig, name: StoreOpName, args: un
     }
     throw err;
   }
+  const extra = await openContext?.().catch(async (err: unknown) => {
+    await store.close();
+    throw err;
+  });
   try {
-    return { result: await runStoreOp(name, store, args, systemClock), via: 'store' };
+    return { result: await runStoreOp(name, store, args, systemClock, extra?.ctx), via: 'store' };
   } finally {
+    await extra?.close().catch(() => undefined);
     await store.close();
   }
 }

@@ -47,6 +47,17 @@ const schema = obj({
     () => ({ kind: 'memory' as const }),
   ),
   pki: withDefault(obj({ dir: required(str()) }), () => ({ dir: './certs' })),
+  audit: withDefault(
+    obj({
+      /** Sign a checkpoint of this replica's chain every N events... */
+      checkpointEvery: withDefault(int({ min: 1, max: 1_000_000 }), () => 1_000),
+      /** ...or this often, whichever comes first. */
+      checkpointInterval: withDefault(duration({ minMs: 1_000, maxMs: 3_600_000 }), () => 10_000),
+      /** Where events wait on disk while the store is unreachable (relative to this file). */
+      spoolDir: optional(str()),
+    }),
+    () => ({ checkpointEvery: 1_000, checkpointInterval: 10_000 }),
+  ),
   tokens: withDefault(
     obj({
       /** iss of every minted token; default https://gatehouse.<trustDomain>. */
@@ -227,6 +238,7 @@ export function parseConfig(text: string, source: string, env: Readonly<Record<s
     ...parsed,
     store: parsed.store.kind === 'embedded' ? { ...parsed.store, path: abs(parsed.store.path) } : parsed.store,
     pki: { dir: abs(parsed.pki.dir) },
+    audit: { ...parsed.audit, ...(parsed.audit.spoolDir !== undefined ? { spoolDir: abs(parsed.audit.spoolDir) } : {}) },
     tokens: { ...parsed.tokens, ...(parsed.tokens.kekFile !== undefined ? { kekFile: abs(parsed.tokens.kekFile) } : {}) },
     policies: { dir: abs(parsed.policies.dir) },
     ...(parsed.webauthn !== undefined

@@ -68,6 +68,12 @@ export interface ProxyListener {
   setCertificate(cert: string, key: string): void;
   /** Destroy open connections whose client certificate has this serial. */
   closeConnectionsOf(serial: string): number;
+  /** Labels an open connection (e.g. `session:<sid>`, `user:<id>`) so it can be closed by label later. */
+  tagConnection(socket: Duplex, tag: string): void;
+  /** Destroy open connections (and the WebSockets on them) carrying this label. */
+  closeConnectionsTagged(tag: string): number;
+  /** Destroy every open connection the predicate picks (its labels are passed along). */
+  closeConnectionsWhere(predicate: (socket: TLSSocket, tags: ReadonlySet<string>) => boolean): number;
   listen(address: string, port: number): Promise<{ address: string; port: number }>;
   close(): Promise<void>;
 }
@@ -83,6 +89,9 @@ export async function createProxyListener(o: ProxyListenerOptions): Promise<Prox
   const prefix = o.gatewayPrefix;
   const isGatewayPath = (url: string): boolean => gatewayPaths.has(url) || (prefix !== undefined && url.startsWith(prefix));
   const bySerial = new Map<string, Set<TLSSocket>>();
+  /** Every open TLS connection, with the labels given by tagConnection. */
+  const open = new Map<TLSSocket, Set<string>>();
+  const byTag = new Map<string, Set<TLSSocket>>();
 
   const app = Fastify({
     logger: o.logger ?? false,
@@ -138,6 +147,15 @@ export async function createProxyListener(o: ProxyListenerOptions): Promise<Prox
       socket.destroy();
       return;
     }
+    open.set(socket, new Set());
+    socket.once('close', () => {
+      for (const tag of open.get(socket) ?? []) {
+        const set = byTag.get(tag);
+        set?.delete(socket);
+        if (set?.size === 0) byTag.delete(tag);
+      }
+      open.delete(socket);
+    });
     const serial = peerSerial(socket);
     if (serial === undefined) return;
     let set = bySerial.get(serial);
@@ -250,6 +268,33 @@ export async function createProxyListener(o: ProxyListenerOptions): Promise<Prox
       const n = set.size;
       for (const s of set) s.destroy();
       bySerial.delete(serial.toLowerCase());
+      return n;
+    },
+    tagConnection(socket, tag) {
+      const tls = socket as TLSSocket;
+      const tags = open.get(tls);
+      if (tags === undefined || tags.has(tag)) return;
+      tags.add(tag);
+      let set = byTag.get(tag);
+      if (set === undefined) byTag.set(tag, (set = new Set()));
+      set.add(tls);
+    },
+    closeConnectionsTagged(tag) {
+      const set = byTag.get(tag);
+      if (!set) return 0;
+      const n = set.size;
+      for (const s of [...set]) s.destroy();
+      byTag.delete(tag);
+      return n;
+    },
+    closeConnectionsWhere(predicate) {
+      let n = 0;
+      for (const [s, tags] of [...open]) {
+        if (predicate(s, tags)) {
+          s.destroy();
+          n++;
+        }
+      }
       return n;
     },
     async listen(address, port) {

@@ -174,7 +174,8 @@ export async function advance(env: Env, ms: number): Promise<void> {
 export async function auditEvents(env: Env, gw: Gateway): Promise<AuditEvent[]> {
   await gw.app.audit.flush();
   const r = await env.store.range({ prefix: '/gatehouse/audit/' });
-  return r.kvs.map((kv) => JSON.parse(text(kv.value)) as AuditEvent);
+  // chain records: {seq, prev, hash, event}
+  return r.kvs.map((kv) => (JSON.parse(text(kv.value)) as { event: AuditEvent }).event);
 }
 
 export interface Enrolled {

@@ -37,7 +37,7 @@ describe('service listener (mTLS proxy)', () => {
   async function auditEvents(): Promise<AuditEvent[]> {
     await gw.app.audit.flush();
     const r = await gw.store.range({ prefix: '/gatehouse/audit/test-a/' });
-    return r.kvs.map((kv) => JSON.parse(text(kv.value)) as AuditEvent);
+    return r.kvs.map((kv) => (JSON.parse(text(kv.value)) as { event: AuditEvent }).event);
   }
   const req = (o: Parameters<typeof call>[2]) => call(gw.port, f.ca, o);
 

@@ -6,6 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError } from '../../errors.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Store } from '../../store/index.js';
+import { LeasePool } from '../lib/lease-pool.js';
 import type { AuditEvent, AuditSink } from '../../contracts/audit.js';
 import type { SessionManager } from '../sessions.js';
 import type { Regulator } from '../regulation.js';
@@ -50,6 +51,8 @@ export interface HumanRoutesOptions {
 }
 
 export interface HumanContext extends HumanRoutesOptions {
+  /** Shared leases for short-lived records (pending sign-ins, challenges, hand-off codes). */
+  leases: LeasePool;
   allowedOrigins: ReadonlySet<string>;
   loginHost: string | undefined;
   hostOf(req: FastifyRequest): string;
@@ -76,6 +79,7 @@ export function createContext(o: HumanRoutesOptions): HumanContext {
   const fakeKey = createHmac('sha256', o.kek).update('gatehouse/fake-credential/v1').digest();
   return {
     ...o,
+    leases: new LeasePool(o.store, o.clock),
     allowedOrigins,
     loginHost,
     hostOf: (req) => hostOnly(req.headers.host),

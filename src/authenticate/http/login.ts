@@ -1,39 +1,90 @@
 // Sign-in over HTTP: start (user name) -> each factor in the configured order -> a session.
-// A pending sign-in lives in the store (hash of the __Host-gatehouse-login cookie, short
-// lease); completing it is a compare-and-swap delete, so it yields one session only.
+// A pending sign-in lives in the store (hash of the __Host-gatehouse-login cookie, under a
+// pooled lease). Each step commits everything it writes in ONE transaction, guarded by what it
+// read (the pending sign-in, the user, the challenge and credential, or the OTP token): one
+// durable write per step. Of two requests racing for the same thing, one commits; the other
+// starts its step again and fails a check (challenge used, code replayed, sign-in finished).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError, isGatehouseError } from '../../errors.js';
-import { consumeRecord, readRecord, ttlSeconds, updateRecord } from '../lib/records.js';
+import type { LeaseId } from '../../store/index.js';
+import { commit, readRecord, unchanged, type Versioned, type Writes } from '../lib/records.js';
 import { randomSecret, sha256hex } from '../lib/digest.js';
 import { clearCookie, readCookie, serializeCookie } from '../lib/cookies.js';
+import { newChallenge } from '../challenges.js';
 import { factorsFor } from '../factors.js';
 import { safeReturnTo } from '../redirect.js';
-import { getUser, USER_ID } from '../users.js';
-import { finishAuthentication, startAuthentication } from '../webauthn/authentication.js';
-import { verifyTotp } from '../totp/tokens.js';
-import { HANDOFFS_PREFIX, LOGINS_PREFIX, LOGIN_COOKIE, SESSION_COOKIE, acrOf, amrOf, type Factor, type HandoffRecord, type LoginRecord, type UserRecord } from '../types.js';
+import { USER_ID } from '../users.js';
+import { authenticationOptions, verifyAssertion } from '../webauthn/authentication.js';
+import { checkTotp } from '../totp/tokens.js';
+import { HANDOFFS_PREFIX, LOGINS_PREFIX, LOGIN_COOKIE, SESSION_COOKIE, USERS_PREFIX, acrOf, amrOf, type Factor, type HandoffRecord, type LoginRecord, type UserRecord } from '../types.js';
 import { bodyOf, type HumanContext } from './context.js';
 
 const HANDOFF_TTL_MS = 60_000;
+/** Times a step starts again when another writer came first. */
+const ATTEMPTS = 8;
+/** A step's answer when a guard of its transaction failed: it starts again. */
+const RETRY = Symbol('retry');
+
+interface Pending {
+  login: LoginRecord;
+  bound: string;
+  modRevision: number;
+  lease: LeaseId | undefined;
+}
+
+/** A factor step ready to commit: the sign-in with the factor done, and the writes the factor needs. */
+interface Step {
+  /** The pending sign-in as read (undefined at start: it is new). */
+  pending: Pending | undefined;
+  bound: string;
+  login: LoginRecord;
+  user: Versioned<UserRecord> | undefined;
+  writes: Writes;
+  /** The new session's lease, asked for while the last factor was checked. */
+  sessionLease?: Promise<LeaseId> | undefined;
+  /** Audits the factor (and sets cookies) once its writes are committed. */
+  onCommit(): void;
+}
 
 export function loginRoutes(app: FastifyInstance, c: HumanContext, limited: object): void {
   const { store, clock } = c;
 
-  async function credentialIdsOf(username: string, user: UserRecord | undefined): Promise<string[]> {
+  function credentialIdsOf(username: string, user: UserRecord | undefined): string[] {
     return user?.status === 'active' && (user.credentialIds ?? []).length > 0 ? [...user.credentialIds!] : [c.fakeCredentialId(username)];
   }
 
-  async function loadLogin(req: FastifyRequest, purpose: LoginRecord['purpose']): Promise<{ login: LoginRecord; bound: string }> {
+  function readUser(username: string): Promise<Versioned<UserRecord> | undefined> {
+    return readRecord<UserRecord>(store, USERS_PREFIX + username);
+  }
+
+  async function loadLogin(req: FastifyRequest, purpose: LoginRecord['purpose']): Promise<Pending> {
     const id = readCookie(req.headers, LOGIN_COOKIE);
     if (id === undefined || !/^[A-Za-z0-9_-]{43}$/.test(id)) throw new GatehouseError('ERR_LOGIN_EXPIRED', 'no sign-in in progress');
     const bound = sha256hex(id);
     const rec = await readRecord<LoginRecord>(store, LOGINS_PREFIX + bound);
     if (rec === undefined || rec.value.purpose !== purpose || clock.now() - rec.value.createdAt > c.pendingTtlMs) throw new GatehouseError('ERR_LOGIN_EXPIRED');
-    return { login: rec.value, bound };
+    return { login: rec.value, bound, modRevision: rec.modRevision, lease: rec.lease };
   }
 
   function nextFactor(login: LoginRecord): Factor | undefined {
     return login.factors.find((f) => !login.done.includes(f));
+  }
+
+  /** When `factor` is the last one, the session's own lease is asked for while it is checked (unused, it expires). */
+  function sessionLeaseIfLast(login: LoginRecord, factor: Factor): Promise<LeaseId> | undefined {
+    if (login.factors.some((f) => f !== factor && !login.done.includes(f))) return undefined;
+    const lease = c.sessions.grantLease();
+    lease.catch(() => undefined); // awaited, and its failure reported, when the session is stored
+    return lease;
+  }
+
+  /** Runs a step, again from its first read while another writer comes first. */
+  async function retrying(step: () => Promise<unknown>): Promise<unknown> {
+    for (let i = 0; i < ATTEMPTS; i++) {
+      const answer = await step();
+      if (answer !== RETRY) return answer;
+    }
+    throw new GatehouseError('ERR_STORE_CONFLICT', 'sign-in: too many concurrent attempts', { retryable: true });
   }
 
   /** Audits a failed factor, counts it towards the lockout, raises the alert of a suspected clone. */
@@ -64,44 +115,67 @@ export function loginRoutes(app: FastifyInstance, c: HumanContext, limited: obje
     }
   }
 
-  /** The answer after a factor: the next one, or the session. */
-  async function proceed(req: FastifyRequest, reply: FastifyReply, login: LoginRecord, bound: string): Promise<unknown> {
-    const next = nextFactor(login);
-    if (next === 'webauthn-uv') {
-      const user = await getUser(store, login.username);
-      const options = await startAuthentication({ store, clock, rp: c.rp, purpose: 'login', userId: login.username, bound, challengeTtlMs: c.challengeTtlMs, credentialIds: await credentialIdsOf(login.username, user) });
-      return { next, options };
+  /** Commits a step with what comes after it: the next factor (and its challenge), or the session. */
+  async function proceed(req: FastifyRequest, reply: FastifyReply, s: Step): Promise<unknown> {
+    const key = LOGINS_PREFIX + s.bound;
+    // the step holds only if the sign-in and the user are as read
+    const step: Writes = { compares: [...s.writes.compares, unchanged(key, s.pending), unchanged(USERS_PREFIX + s.login.username, s.user)], ops: s.writes.ops };
+    const next = nextFactor(s.login);
+    if (next === undefined) return finish(req, reply, s, step);
+    // the sign-in goes on: it is stored with this factor done, and the next factor's challenge with it
+    const now = clock.now();
+    const [loginLease, challengeLease] = await Promise.all([s.pending?.lease ?? c.leases.lease(c.pendingTtlMs), next === 'webauthn-uv' ? c.leases.lease(c.challengeTtlMs) : undefined]);
+    const stay: Writes = { compares: [], ops: [{ op: 'put', key, value: JSON.stringify(s.login), lease: loginLease }] };
+    if (challengeLease === undefined) {
+      if ((await commit(store, step, stay)) === undefined) return RETRY;
+      s.onCommit();
+      return { next };
     }
-    if (next === 'totp') return { next };
-    // every factor is done: exactly one request turns this sign-in into a session
-    const finished = await consumeRecord<LoginRecord>(store, LOGINS_PREFIX + bound);
-    if (finished === undefined) throw new GatehouseError('ERR_LOGIN_EXPIRED', 'this sign-in already finished');
-    const user = await getUser(store, login.username);
+    const { challenge, writes } = newChallenge({ purpose: 'login', userId: s.login.username, bound: s.bound, createdAt: now, lease: challengeLease });
+    if ((await commit(store, step, stay, writes)) === undefined) return RETRY;
+    s.onCommit();
+    return { next, options: await authenticationOptions({ rp: c.rp, challenge, challengeTtlMs: c.challengeTtlMs, credentialIds: credentialIdsOf(s.login.username, s.user?.value) }) };
+  }
+
+  /** Every factor is done: one transaction ends the sign-in, clears the failure count and stores the session. */
+  async function finish(req: FastifyRequest, reply: FastifyReply, s: Step, step: Writes): Promise<unknown> {
+    const { login } = s;
+    const user = s.user?.value;
     if (user === undefined || user.status !== 'active') throw new GatehouseError('ERR_USER_DISABLED');
-    await c.regulator.clear(login.username);
     const host = c.hostOf(req);
-    const session = await c.sessions.create({
-      userId: user.id,
-      roles: user.roles,
-      amr: amrOf(login.done),
-      acr: acrOf(login.done),
-      credentialId: login.credentialId ?? '',
-      lastWebAuthnAt: login.lastWebAuthnAt ?? 0,
-      host,
-      ip: req.ip,
-      userAgent: String(req.headers['user-agent'] ?? ''),
-    });
-    c.event(req, 'authentication.session', 'success', { 'user.id': user.id, 'gatehouse.sid': session.record.sid, 'gatehouse.amr': session.record.amr, 'gatehouse.acr': session.record.acr });
-    void reply.header('set-cookie', [serializeCookie(SESSION_COOKIE, session.id, { maxAge: c.sessionAbsoluteMs / 1000 }), clearCookie(LOGIN_COOKIE)]);
+    const session = c.sessions.draft(
+      {
+        userId: user.id,
+        roles: user.roles,
+        amr: amrOf(login.done),
+        acr: acrOf(login.done),
+        credentialId: login.credentialId ?? '',
+        lastWebAuthnAt: login.lastWebAuthnAt ?? 0,
+        host,
+        ip: req.ip,
+        userAgent: String(req.headers['user-agent'] ?? ''),
+      },
+      await (s.sessionLease ?? c.sessions.grantLease()),
+    );
+    const ended: Writes = { compares: [], ops: [{ op: 'delete', key: LOGINS_PREFIX + s.bound }] };
     const [rdHost, ...rest] = login.returnTo.split('/');
     const path = `/${rest.join('/')}`;
-    if (rdHost === host) return { redirect: path };
     // another route host: a one-time code its /.gatehouse/callback turns into that host's cookie
+    const handoff = rdHost === host ? undefined : await handoffCode({ format: 1, sessionHash: session.hash, host: rdHost!, path, stateDigest: login.stateDigest ?? '', createdAt: clock.now() });
+    const revision = await commit(store, step, ended, c.regulator.clearing(login.username), session.writes, handoff?.writes ?? { compares: [], ops: [] });
+    if (revision === undefined) return RETRY;
+    c.sessions.adopt(session, revision);
+    s.onCommit();
+    c.event(req, 'authentication.session', 'success', { 'user.id': user.id, 'gatehouse.sid': session.record.sid, 'gatehouse.amr': session.record.amr, 'gatehouse.acr': session.record.acr });
+    void reply.header('set-cookie', [serializeCookie(SESSION_COOKIE, session.id, { maxAge: c.sessionAbsoluteMs / 1000 }), clearCookie(LOGIN_COOKIE)]);
+    return { redirect: handoff === undefined ? path : `${c.originOf(rdHost!)}/.gatehouse/callback?code=${handoff.code}` };
+  }
+
+  async function handoffCode(record: HandoffRecord): Promise<{ code: string; writes: Writes }> {
     const code = randomSecret();
-    const lease = await store.grant(ttlSeconds(HANDOFF_TTL_MS));
-    const handoff: HandoffRecord = { format: 1, sessionHash: session.hash, host: rdHost!, path, stateDigest: login.stateDigest ?? '', createdAt: clock.now() };
-    await store.put(HANDOFFS_PREFIX + sha256hex(code), JSON.stringify(handoff), { lease: lease.id });
-    return { redirect: `${c.originOf(rdHost!)}/.gatehouse/callback?code=${code}` };
+    const key = HANDOFFS_PREFIX + sha256hex(code);
+    const lease = await c.leases.lease(HANDOFF_TTL_MS);
+    return { code, writes: { compares: [unchanged(key, undefined)], ops: [{ op: 'put', key, value: JSON.stringify(record), lease }] } };
   }
 
   app.post('/.gatehouse/login/start', limited, async (req, reply) => {
@@ -114,73 +188,110 @@ export function loginRoutes(app: FastifyInstance, c: HumanContext, limited: obje
     // a session for another host is handed over only to the browser that was sent here from it
     if (returnTo.host !== c.hostOf(req) && stateDigest === undefined) throw new GatehouseError('ERR_REDIRECT_REFUSED', 'return address refused: another host without the state of a redirect from it');
     await checkNotLocked(req, username);
-    const user = await getUser(store, username);
     const loginId = randomSecret();
     const bound = sha256hex(loginId);
-    const login: LoginRecord = {
-      format: 1,
-      purpose: 'login',
-      username,
-      returnTo: `${returnTo.host}${returnTo.path}`,
-      ...(stateDigest !== undefined ? { stateDigest } : {}),
-      // an unknown or inactive user walks the default factors and fails at the first (no enumeration)
-      factors: factorsFor(user?.status === 'active' ? user.roles : {}, c.mfa),
-      done: [],
-      createdAt: clock.now(),
-    };
-    const lease = await store.grant(ttlSeconds(c.pendingTtlMs));
-    await store.put(LOGINS_PREFIX + bound, JSON.stringify(login), { lease: lease.id });
-    void reply.header('set-cookie', serializeCookie(LOGIN_COOKIE, loginId, { maxAge: c.pendingTtlMs / 1000 }));
-    c.event(req, 'authentication.start', 'success', { 'user.id': username });
-    return proceed(req, reply, login, bound);
+    return retrying(async () => {
+      const user = await readUser(username);
+      const login: LoginRecord = {
+        format: 1,
+        purpose: 'login',
+        username,
+        returnTo: `${returnTo.host}${returnTo.path}`,
+        ...(stateDigest !== undefined ? { stateDigest } : {}),
+        // an unknown or inactive user walks the default factors and fails at the first (no enumeration)
+        factors: factorsFor(user?.value.status === 'active' ? user.value.roles : {}, c.mfa),
+        done: [],
+        createdAt: clock.now(),
+      };
+      return proceed(req, reply, {
+        pending: undefined,
+        bound,
+        login,
+        user,
+        writes: { compares: [], ops: [] },
+        onCommit: () => {
+          void reply.header('set-cookie', serializeCookie(LOGIN_COOKIE, loginId, { maxAge: c.pendingTtlMs / 1000 }));
+          c.event(req, 'authentication.start', 'success', { 'user.id': username });
+        },
+      });
+    });
   });
 
   app.post('/.gatehouse/login/webauthn', limited, async (req, reply) => {
     c.checkOrigin(req);
     const body = bodyOf(req);
-    const { login, bound } = await loadLogin(req, 'login');
-    // WebAuthn must be the factor the configured order expects now
-    if (nextFactor(login) !== 'webauthn-uv') throw new GatehouseError('ERR_LOGIN_FACTOR_ORDER', `expected ${nextFactor(login) ?? 'no more factors'}, got webauthn-uv`);
-    await checkNotLocked(req, login.username);
-    let result;
-    try {
-      result = await finishAuthentication({ store, clock, rp: c.rp, purpose: 'login', userId: login.username, bound, challengeTtlMs: c.challengeTtlMs, response: body.response });
-    } catch (err) {
-      await factorFailed(req, login.username, 'webauthn-uv', err);
-      throw err;
-    }
-    // The user must still be allowed in (told only to whoever proved the key)
-    const user = await getUser(store, login.username);
-    if (user?.status !== 'active') {
-      c.event(req, 'authentication.webauthn', 'failure', { 'user.id': login.username, 'gatehouse.error_code': 'ERR_USER_DISABLED' });
-      throw new GatehouseError('ERR_USER_DISABLED');
-    }
-    c.event(req, 'authentication.webauthn', 'success', { 'user.id': login.username, 'gatehouse.credential_id': result.credential.id, 'gatehouse.aaguid': result.credential.aaguid });
-    const updated = await updateRecord<LoginRecord>(store, LOGINS_PREFIX + bound, (l) => ({ ...l, done: [...l.done, 'webauthn-uv'], credentialId: result.credential.id, lastWebAuthnAt: result.at }));
-    if (updated === undefined) throw new GatehouseError('ERR_LOGIN_EXPIRED');
-    return proceed(req, reply, updated, bound);
+    let sessionLease: Promise<LeaseId> | undefined;
+    return retrying(async () => {
+      const pending = await loadLogin(req, 'login');
+      const { login, bound } = pending;
+      // WebAuthn must be the factor the configured order expects now
+      if (nextFactor(login) !== 'webauthn-uv') throw new GatehouseError('ERR_LOGIN_FACTOR_ORDER', `expected ${nextFactor(login) ?? 'no more factors'}, got webauthn-uv`);
+      sessionLease ??= sessionLeaseIfLast(login, 'webauthn-uv');
+      await checkNotLocked(req, login.username);
+      let assertion;
+      try {
+        assertion = await verifyAssertion({ store, clock, rp: c.rp, purpose: 'login', userId: login.username, bound, challengeTtlMs: c.challengeTtlMs, response: body.response });
+        // A counter that went backwards locks the credential (and uses up the challenge)
+        if (assertion.refusal !== undefined) {
+          if ((await commit(store, assertion.writes)) === undefined) return RETRY;
+          throw assertion.refusal;
+        }
+      } catch (err) {
+        await factorFailed(req, login.username, 'webauthn-uv', err);
+        throw err;
+      }
+      // The user must still be allowed in (told only to whoever proved the key)
+      const user = await readUser(login.username);
+      if (user?.value.status !== 'active') {
+        if ((await commit(store, assertion.writes)) === undefined) return RETRY;
+        c.event(req, 'authentication.webauthn', 'failure', { 'user.id': login.username, 'gatehouse.error_code': 'ERR_USER_DISABLED' });
+        throw new GatehouseError('ERR_USER_DISABLED');
+      }
+      const { credential, at } = assertion;
+      return proceed(req, reply, {
+        pending,
+        bound,
+        login: { ...login, done: [...login.done, 'webauthn-uv'], credentialId: credential.id, lastWebAuthnAt: at },
+        user,
+        writes: assertion.writes,
+        sessionLease,
+        onCommit: () => c.event(req, 'authentication.webauthn', 'success', { 'user.id': login.username, 'gatehouse.credential_id': credential.id, 'gatehouse.aaguid': credential.aaguid }),
+      });
+    });
   });
 
   app.post('/.gatehouse/login/totp', limited, async (req, reply) => {
     c.checkOrigin(req);
     const body = bodyOf(req);
-    const { login, bound } = await loadLogin(req, 'login');
-    // TOTP must be the factor the configured order expects now
-    if (nextFactor(login) !== 'totp') throw new GatehouseError('ERR_LOGIN_FACTOR_ORDER', `expected ${nextFactor(login) ?? 'no more factors'}, got totp`);
-    await checkNotLocked(req, login.username);
     const code = typeof body.code === 'string' ? body.code : '';
-    let step;
-    try {
-      const user = await getUser(store, login.username);
-      if (user?.status !== 'active') throw new GatehouseError('ERR_TOTP_INVALID', 'expected the code of an enrolled token, got another');
-      step = await verifyTotp({ store, kek: c.kek, clock, userId: login.username, code });
-    } catch (err) {
-      await factorFailed(req, login.username, 'totp', err);
-      throw err;
-    }
-    c.event(req, 'authentication.totp', 'success', { 'user.id': login.username, 'gatehouse.totp_serial': step.serial });
-    const updated = await updateRecord<LoginRecord>(store, LOGINS_PREFIX + bound, (l) => (l.done.includes('totp') ? undefined : { ...l, done: [...l.done, 'totp'] }));
-    if (updated === undefined) throw new GatehouseError('ERR_LOGIN_EXPIRED');
-    return proceed(req, reply, updated, bound);
+    let sessionLease: Promise<LeaseId> | undefined;
+    return retrying(async () => {
+      const pending = await loadLogin(req, 'login');
+      const { login, bound } = pending;
+      // TOTP must be the factor the configured order expects now
+      if (nextFactor(login) !== 'totp') throw new GatehouseError('ERR_LOGIN_FACTOR_ORDER', `expected ${nextFactor(login) ?? 'no more factors'}, got totp`);
+      sessionLease ??= sessionLeaseIfLast(login, 'totp');
+      await checkNotLocked(req, login.username);
+      let user;
+      let accepted;
+      try {
+        user = await readUser(login.username);
+        if (user?.value.status !== 'active') throw new GatehouseError('ERR_TOTP_INVALID', 'expected the code of an enrolled token, got another');
+        accepted = await checkTotp({ store, kek: c.kek, clock, userId: login.username, code });
+      } catch (err) {
+        await factorFailed(req, login.username, 'totp', err);
+        throw err;
+      }
+      const { serial } = accepted;
+      return proceed(req, reply, {
+        pending,
+        bound,
+        login: { ...login, done: [...login.done, 'totp'] },
+        user,
+        writes: accepted.writes,
+        sessionLease,
+        onCommit: () => c.event(req, 'authentication.totp', 'success', { 'user.id': login.username, 'gatehouse.totp_serial': serial }),
+      });
+    });
   });
 }

@@ -1,6 +1,7 @@
-// JSON records in the store, and the compare-and-swap update loop every record change uses.
+// JSON records in the store, the compare-and-swap update loop every record change uses, and
+// guarded writes that several steps fold into one transaction (one durable commit).
 import { GatehouseError, isGatehouseError } from '../../errors.js';
-import { text, type KeyValue, type Store } from '../../store/index.js';
+import { text, type Compare, type KeyValue, type Store, type TxnOp } from '../../store/index.js';
 
 export interface Versioned<T> {
   value: T;
@@ -44,6 +45,26 @@ export async function consumeRecord<T>(store: Store, key: string): Promise<T | u
   if (kv === undefined) return undefined;
   const r = await store.txn([{ key, target: 'modRevision', op: '==', value: kv.modRevision }], [{ op: 'delete', key }]);
   return r.succeeded ? parseRecord<T>(kv) : undefined;
+}
+
+/** Writes to commit together: the guards they assume and the operations. */
+export interface Writes {
+  compares: Compare[];
+  ops: TxnOp[];
+}
+
+/** The guard that a record is still the version read (absent: still absent). */
+export function unchanged(key: string, read: { modRevision: number } | undefined): Compare {
+  return { key, target: 'modRevision', op: '==', value: read?.modRevision ?? 0 };
+}
+
+/** Commits the writes of several steps in one transaction: its revision, or undefined when a guard failed (another writer came first). */
+export async function commit(store: Store, ...parts: Writes[]): Promise<number | undefined> {
+  const r = await store.txn(
+    parts.flatMap((p) => p.compares),
+    parts.flatMap((p) => p.ops),
+  );
+  return r.succeeded ? r.revision : undefined;
 }
 
 /** Lease TTLs are whole seconds; round up so a record never outlives its meaning by less. */

@@ -1,11 +1,12 @@
 // OTP tokens in the store: import (sealed seeds, unassigned), assign to a user, and the login
-// step that accepts a code once. The last accepted time step per user is compare-and-swapped,
-// so the same code at the same instant on two replicas succeeds exactly once.
+// step that accepts a code once. The last accepted time step per user is compare-and-swapped
+// (alone, or in the sign-in's transaction), so the same code at the same instant on two
+// replicas succeeds exactly once.
 import type { KeyObject } from 'node:crypto';
-import { GatehouseError, isGatehouseError } from '../../errors.js';
+import { GatehouseError } from '../../errors.js';
 import type { Clock } from '../../lib/clock.js';
 import { type Store, type TxnOp } from '../../store/index.js';
-import { readRecord } from '../lib/records.js';
+import { commit, readRecord, unchanged, type Writes } from '../lib/records.js';
 import { TOTP_PREFIX, TOTP_TOKENS_PREFIX, USERS_PREFIX, type TotpParams, type TotpRecord, type TotpTokenRecord } from '../types.js';
 import { matchStep } from './codes.js';
 import { openSeed } from './seed.js';
@@ -64,28 +65,33 @@ export interface VerifyTotpOptions {
 /** Login step two: the code must match a step within ±1 of now that is after the last accepted step. */
 export async function verifyTotp(o: VerifyTotpOptions): Promise<{ step: number; serial: string }> {
   for (let attempt = 0; attempt < 8; attempt++) {
-    const current = await readRecord<TotpRecord>(o.store, TOTP_PREFIX + o.userId);
-    // The user must hold a token
-    if (current === undefined) throw new GatehouseError('ERR_TOTP_NOT_ENROLLED', `expected an OTP token for ${o.userId}, found none`);
-    const t = current.value;
-    const seed = openSeed(o.kek, t.serial, t.sealedSeed);
-    let step: number | undefined;
-    try {
-      step = matchStep(seed, o.code.trim(), o.clock.now(), t);
-    } finally {
-      seed.fill(0);
-    }
-    // The code must be the token's code for now, the step before or the step after
-    if (step === undefined) throw new GatehouseError('ERR_TOTP_INVALID', `expected the code of token ${t.serial} for now ±1 step, got another`);
-    // Its step must come after the last accepted one (a code is good once)
-    if (step <= t.lastStep) throw new GatehouseError('ERR_TOTP_REPLAY', `expected a time step after ${t.lastStep}, got ${step}`);
-    try {
-      await o.store.put(TOTP_PREFIX + o.userId, JSON.stringify({ ...t, lastStep: step }), { ifModRevision: current.modRevision });
-      return { step, serial: t.serial };
-    } catch (err) {
-      // another replica accepted a code meanwhile: re-read, and this one is a replay if it was the same step
-      if (!isGatehouseError(err, 'ERR_STORE_CONFLICT')) throw err;
-    }
+    const accepted = await checkTotp(o);
+    // another replica accepted a code meanwhile: check again, and this one is a replay if it was the same step
+    if ((await commit(o.store, accepted.writes)) !== undefined) return { step: accepted.step, serial: accepted.serial };
   }
   throw new GatehouseError('ERR_TOTP_REPLAY', 'too many concurrent attempts for this token');
+}
+
+/**
+ * Checks the code; commits nothing. `writes` records its step as the last accepted one,
+ * guarded by the token record being as read: of two commits for the same step, one fails.
+ */
+export async function checkTotp(o: VerifyTotpOptions): Promise<{ step: number; serial: string; writes: Writes }> {
+  const key = TOTP_PREFIX + o.userId;
+  const current = await readRecord<TotpRecord>(o.store, key);
+  // The user must hold a token
+  if (current === undefined) throw new GatehouseError('ERR_TOTP_NOT_ENROLLED', `expected an OTP token for ${o.userId}, found none`);
+  const t = current.value;
+  const seed = openSeed(o.kek, t.serial, t.sealedSeed);
+  let step: number | undefined;
+  try {
+    step = matchStep(seed, o.code.trim(), o.clock.now(), t);
+  } finally {
+    seed.fill(0);
+  }
+  // The code must be the token's code for now, the step before or the step after
+  if (step === undefined) throw new GatehouseError('ERR_TOTP_INVALID', `expected the code of token ${t.serial} for now ±1 step, got another`);
+  // Its step must come after the last accepted one (a code is good once)
+  if (step <= t.lastStep) throw new GatehouseError('ERR_TOTP_REPLAY', `expected a time step after ${t.lastStep}, got ${step}`);
+  return { step, serial: t.serial, writes: { compares: [unchanged(key, current)], ops: [{ op: 'put', key, value: JSON.stringify({ ...t, lastStep: step }) }] } };
 }

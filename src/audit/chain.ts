@@ -1,0 +1,79 @@
+// The audit chain's stored form, shared by the writer, verify and query.
+//
+//   /gatehouse/audit/<chain>/<seq, 16 digits>   {"seq":n,"prev":"<hex>","hash":"<hex>","event":{...}}
+//   hash = hex(SHA-256(ASCII(prev) || UTF-8(canonicalJson(event))))    prev of seq 1 = GENESIS
+//
+// prev is hashed as its 64 lowercase hex characters, so `printf '%s%s' "$prev" "$event" | sha256sum`
+// recomputes any link by hand.
+import { createHash } from 'node:crypto';
+import { text, type KeyValue } from '../store/index.js';
+import type { AuditEvent } from '../contracts/audit.js';
+import { canonicalJson } from './lib/canonical-json.js';
+
+export const AUDIT_PREFIX = '/gatehouse/audit/';
+export const CHECKPOINT_PREFIX = '/gatehouse/audit-checkpoints/';
+export const GENESIS = '0'.repeat(64);
+export const SEQ_DIGITS = 16;
+export const REPLICA_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+export interface ChainRecord {
+  seq: number;
+  prev: string;
+  hash: string;
+  event: AuditEvent;
+}
+
+function pad(seq: number): string {
+  return String(seq).padStart(SEQ_DIGITS, '0');
+}
+
+/** Zero-padded so keys sort in sequence order. */
+export function auditKey(replica: string, seq: number): string {
+  return `${AUDIT_PREFIX}${replica}/${pad(seq)}`;
+}
+
+export function checkpointKey(replica: string, seq: number): string {
+  return `${CHECKPOINT_PREFIX}${replica}/${pad(seq)}`;
+}
+
+export function chainHash(prev: string, canonicalEvent: string): string {
+  return createHash('sha256').update(prev, 'latin1').update(canonicalEvent, 'utf8').digest('hex');
+}
+
+/** The stored value, with the event embedded in its canonical form (what was hashed). */
+export function encodeRecord(seq: number, prev: string, hash: string, canonicalEvent: string): string {
+  return `{"seq":${seq},"prev":"${prev}","hash":"${hash}","event":${canonicalEvent}}`;
+}
+
+/** Splits `/gatehouse/<prefix><chain>/<seq>`; undefined for a key of another shape. */
+export function parseChainKey(key: string, prefix: string): { replica: string; seq: number } | undefined {
+  if (!key.startsWith(prefix)) return undefined;
+  const rest = key.slice(prefix.length);
+  const slash = rest.lastIndexOf('/');
+  if (slash <= 0) return undefined;
+  const digits = rest.slice(slash + 1);
+  if (!/^\d{16}$/.test(digits)) return undefined;
+  return { replica: rest.slice(0, slash), seq: Number(digits) };
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** The record's fields when they have the right types; undefined for anything else. */
+export function decodeRecord(kv: KeyValue): ChainRecord | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text(kv.value));
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null) return undefined;
+  const r = v as Partial<ChainRecord>;
+  if (typeof r.seq !== 'number' || !Number.isSafeInteger(r.seq) || typeof r.prev !== 'string' || !HEX64.test(r.prev) || typeof r.hash !== 'string' || !HEX64.test(r.hash)) return undefined;
+  if (typeof r.event !== 'object' || r.event === null || Array.isArray(r.event)) return undefined;
+  return { seq: r.seq, prev: r.prev, hash: r.hash, event: r.event };
+}
+
+/** SHA-256 the record's prev and event should hash to. */
+export function recomputeHash(r: ChainRecord): string {
+  return chainHash(r.prev, canonicalJson(r.event));
+}

@@ -1,0 +1,168 @@
+// Exports for SIEMs: JSON lines, ArcSight CEF, and RFC 5424 syslog framed by octet counting
+// (RFC 6587 §3.4.1) over TCP or TLS.
+import net from 'node:net';
+import tls from 'node:tls';
+import { GatehouseError } from '../errors.js';
+import type { AuditEvent } from '../contracts/audit.js';
+import type { AuditHit } from './query.js';
+
+const VERSION = '0.1.0';
+
+/** The line `audit query` prints: the event plus where it sits in its chain. */
+export function jsonLine(h: AuditHit): string {
+  return JSON.stringify({ ...h.event, 'gatehouse.audit.replica': h.replica, 'gatehouse.audit.seq': h.seq });
+}
+
+function severityOf(e: AuditEvent): number {
+  const s = e['event.severity'];
+  if (typeof s === 'number' && s >= 0 && s <= 10) return Math.round(s);
+  if (e['event.kind'] === 'alert') return 9;
+  return e['event.outcome'] === 'failure' ? 5 : 3;
+}
+
+// CEF header fields escape | and \ ; extension values escape \ and = and encode newlines.
+const cefHeader = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/[\r\n]/g, ' ');
+const cefValue = (v: string): string => v.replace(/\\/g, '\\\\').replace(/=/g, '\\=').replace(/\r/g, '\\r').replace(/\n/g, '\\n');
+
+/** One CEF:0 line (ArcSight "Implementing ArcSight CEF", rev. 25). */
+export function formatCef(h: AuditHit): string {
+  const e = h.event;
+  const ext: [string, string | number | undefined][] = [
+    ['rt', Date.parse(e['@timestamp'])],
+    ['act', e['event.action']],
+    ['outcome', e['event.outcome']],
+    ['suser', e['user.id']],
+    ['src', e['source.ip']],
+    ['requestMethod', e['http.request.method']],
+    ['request', e['url.path']],
+    ['reason', e['event.reason']],
+    ['externalId', `${h.replica}/${h.seq}`],
+    ['dvchost', h.replica],
+    ['cs1Label', e['gatehouse.namespace'] !== undefined ? 'namespace' : undefined],
+    ['cs1', e['gatehouse.namespace']],
+    ['cs2Label', e['gatehouse.service'] !== undefined ? 'service' : undefined],
+    ['cs2', e['gatehouse.service']],
+    ['cs3Label', e['gatehouse.subject'] !== undefined ? 'subject' : undefined],
+    ['cs3', e['gatehouse.subject']],
+    ['cs4Label', e['gatehouse.rule'] !== undefined ? 'rule' : undefined],
+    ['cs4', e['gatehouse.rule']],
+    ['cs5Label', e['gatehouse.request_id'] !== undefined ? 'requestId' : undefined],
+    ['cs5', e['gatehouse.request_id']],
+    ['cs6Label', e['gatehouse.error_code'] !== undefined ? 'errorCode' : undefined],
+    ['cs6', e['gatehouse.error_code']],
+    ['cn1Label', e['http.response.status_code'] !== undefined ? 'status' : undefined],
+    ['cn1', e['http.response.status_code']],
+  ];
+  const extension = ext
+    .filter((kv): kv is [string, string | number] => kv[1] !== undefined)
+    .map(([k, v]) => `${k}=${cefValue(String(v))}`)
+    .join(' ');
+  const head = ['CEF:0', 'Gatehouse', 'Gatehouse', VERSION, e['event.action'], `${e['event.action']} ${e['event.outcome']}`, String(severityOf(e))].map((v, i) => (i === 0 ? v : cefHeader(v)));
+  return `${head.join('|')}|${extension}`;
+}
+
+// RFC 5424 §6.3.3: inside PARAM-VALUE, '"', '\' and ']' are escaped with '\'.
+const sdValue = (v: string): string => v.replace(/[\\"\]]/g, (c) => `\\${c}`);
+// PRINTUSASCII only, no spaces, bounded length (HOSTNAME 255, MSGID 32).
+const printable = (v: string, max: number): string => (v.replace(/[^\x21-\x7e]/g, '_').slice(0, max) || '-');
+
+/** Private enterprise number 32473 is IANA's example number (RFC 5612): replace with your own if your SIEM keys on it. */
+export const SD_ID = 'gatehouse@32473';
+const FACILITY_AUTHPRIV = 10;
+
+function syslogSeverity(e: AuditEvent): number {
+  if (e['event.kind'] === 'alert') return 1; // alert
+  return e['event.outcome'] === 'failure' ? 4 : 6; // warning : informational
+}
+
+/** One RFC 5424 message (without framing); structured data carries the gatehouse fields, MSG the whole event as JSON. */
+export function formatSyslog(h: AuditHit): string {
+  const e = h.event;
+  const params: [string, unknown][] = [
+    ['action', e['event.action']],
+    ['outcome', e['event.outcome']],
+    ['user', e['user.id']],
+    ['subject', e['gatehouse.subject']],
+    ['namespace', e['gatehouse.namespace']],
+    ['service', e['gatehouse.service']],
+    ['rule', e['gatehouse.rule']],
+    ['requestId', e['gatehouse.request_id']],
+    ['sourceIp', e['source.ip']],
+    ['method', e['http.request.method']],
+    ['path', e['url.path']],
+    ['status', e['http.response.status_code']],
+    ['errorCode', e['gatehouse.error_code']],
+    ['reasons', Array.isArray(e['gatehouse.reasons']) ? e['gatehouse.reasons'].join(',') : undefined],
+    ['replica', h.replica],
+    ['seq', h.seq],
+    ['hash', h.hash],
+  ];
+  const sd = `[${SD_ID}${params
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => ` ${k}="${sdValue(String(v))}"`)
+    .join('')}]`;
+  const pri = FACILITY_AUTHPRIV * 8 + syslogSeverity(e);
+  const ts = new Date(Date.parse(e['@timestamp'])).toISOString();
+  return `<${pri}>1 ${ts} ${printable(h.replica, 255)} gatehouse - ${printable(e['event.action'], 32)} ${sd} ${JSON.stringify(e)}`;
+}
+
+/** RFC 6587 octet counting: "<length in bytes> <message>". */
+export function octetFrame(msg: string): Buffer {
+  const body = Buffer.from(msg, 'utf8');
+  return Buffer.concat([Buffer.from(`${body.length} `, 'ascii'), body]);
+}
+
+export interface SyslogTarget {
+  /** tcp://host:port or tls://host:port */
+  url: string;
+  /** PEM of the CA(s) that sign the collector's certificate (tls only; default: the system's). */
+  ca?: string;
+  timeoutMs?: number;
+}
+
+export interface SyslogConnection {
+  send(msg: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Connects to a collector; every failure to connect is ERR_AUDIT_EXPORT_FAILED. */
+export async function connectSyslog(target: SyslogTarget): Promise<SyslogConnection> {
+  let u: URL;
+  try {
+    u = new URL(target.url);
+  } catch (cause) {
+    throw new GatehouseError('ERR_USAGE', `--to ${target.url}: expected tcp://host:port or tls://host:port`, { cause });
+  }
+  if ((u.protocol !== 'tcp:' && u.protocol !== 'tls:') || u.port === '' || u.hostname === '') throw new GatehouseError('ERR_USAGE', `--to ${target.url}: expected tcp://host:port or tls://host:port`);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(u.port);
+  const timeoutMs = target.timeoutMs ?? 10_000;
+  const socket = await new Promise<net.Socket>((resolve, reject) => {
+    const fail = (err: Error): void => {
+      s.destroy();
+      reject(new GatehouseError('ERR_AUDIT_EXPORT_FAILED', `${target.url}: ${err.message}`, { cause: err }));
+    };
+    const s: net.Socket =
+      u.protocol === 'tls:'
+        ? tls.connect({ host, port, ...(net.isIP(host) === 0 ? { servername: host } : {}), ...(target.ca !== undefined ? { ca: target.ca } : {}) }, () => resolve(s))
+        : net.connect({ host, port }, () => resolve(s));
+    s.setTimeout(timeoutMs, () => fail(new Error('timed out')));
+    s.once('error', fail);
+  });
+  socket.setTimeout(0);
+  let failure: Error | undefined;
+  socket.on('error', (err) => {
+    failure = err;
+  });
+  return {
+    async send(msg) {
+      if (failure !== undefined) throw new GatehouseError('ERR_AUDIT_EXPORT_FAILED', `${target.url}: ${failure.message}`, { cause: failure });
+      if (!socket.write(octetFrame(msg))) await new Promise<void>((resolve) => socket.once('drain', () => resolve()));
+    },
+    async close() {
+      await new Promise<void>((resolve) => socket.end(() => resolve()));
+      socket.destroy();
+      if (failure !== undefined) throw new GatehouseError('ERR_AUDIT_EXPORT_FAILED', `${target.url}: ${failure.message}`, { cause: failure });
+    },
+  };
+}

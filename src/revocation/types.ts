@@ -1,0 +1,43 @@
+// Revocation records (DESIGN.md, "Keys in the store": revoked/<kind>/<id>) and the bus subjects
+// they are broadcast on. The store is the authority; the bus only makes replicas hear sooner.
+
+export const REVOKED_PREFIX = '/gatehouse/revoked/';
+/** Bus subjects: revocation.<kind>; every replica subscribes to revocation.> */
+export const REVOCATION_SUBJECT_PREFIX = 'revocation.';
+export const REVOCATION_PATTERN = 'revocation.>';
+
+export const REVOCATION_KINDS = ['session', 'user', 'token', 'cert', 'service'] as const;
+export type RevocationKind = (typeof REVOCATION_KINDS)[number];
+
+export function isRevocationKind(v: unknown): v is RevocationKind {
+  return typeof v === 'string' && (REVOCATION_KINDS as readonly string[]).includes(v);
+}
+
+/**
+ * The value at /gatehouse/revoked/<kind>/<id> (for cert: the existing CertRevocation shape,
+ * written by revokeCertificate) and the body of every revocation.<kind> bus message.
+ */
+export interface RevocationRecord {
+  format: 1;
+  kind: RevocationKind;
+  /** session: sid; user: user id; token: jti; cert: serial (lowercase hex); service: SPIFFE ID. */
+  id: string;
+  reason: string;
+  /** ISO 8601. */
+  revokedAt: string;
+  /** Who asked: `cli`, `local-operator`, `user:<id>` (admin API). */
+  by: string;
+  /** ISO 8601 end of the record's lease, or null: no lease (user, service). */
+  expiresAt: string | null;
+  /** session: the user it belongs to (their cached tokens are dropped). */
+  subject?: string;
+}
+
+/** Tokens live at most this long (tokens.maxTtlSeconds) plus clock skew; a token revocation lasts that long. */
+export const TOKEN_MAX_LIFE_MS = (900 + 30) * 1000;
+/** Added to every lease: a replica whose clock runs behind still refuses. */
+export const REVOCATION_SKEW_MS = 60_000;
+
+export function revokedKey(kind: RevocationKind, id: string): string {
+  return `${REVOKED_PREFIX}${kind}/${encodeURIComponent(id)}`;
+}
