@@ -57,6 +57,7 @@ export const ERROR_CODES = {
   ERR_CERT_REVOCATION_INVALID: { status: 400, summary: 'A revocation has a malformed serial, reason or expiry.' },
   // admin
   ERR_ADMIN_UNAUTHORIZED: { status: 401, summary: 'The admin API call lacks a valid credential.' },
+  ERR_ADMIN_FORBIDDEN: { status: 403, summary: 'The caller lacks the gatehouse role this admin API needs.' },
   // proxy
   ERR_PATH_REJECTED: { status: 400, summary: 'The request path is not in canonical form (dot segments, encoded separators, control characters, over-long...).' },
   ERR_HEADERS_TOO_LARGE: { status: 431, summary: 'The request headers are larger than 16 KiB.' },

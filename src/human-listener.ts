@@ -32,6 +32,7 @@ import type { TokenService } from './tokens/index.js';
 import type { Bus } from './bus/index.js';
 import type { Principal } from './contracts/authz.js';
 import { revocationApiRoutes, type RevocationSet } from './revocation/index.js';
+import { auditApiRoutes } from './admin/audit-api.js';
 
 const JWKS_PATH = '/.well-known/jwks.json';
 const GATEWAY_COOKIES = [SESSION_COOKIE, LOGIN_COOKIE, STATE_COOKIE];
@@ -182,6 +183,17 @@ export async function buildHumanListener(d: HumanListenerDeps): Promise<{ listen
           const publicPort = new URL(config.login.origin ?? w.origins[0]!).port;
           const originOf = (host: string): string => `https://${host}${publicPort === '' ? '' : `:${publicPort}`}`;
           const allowedOrigins = new Set<string>([...w.origins, ...config.routes.map((r) => originOf(r.host.toLowerCase())), ...(config.login.origin !== undefined ? [config.login.origin] : [])]);
+          auditApiRoutes(app, {
+            store,
+            clock,
+            audit,
+            caller: (req) => {
+              const p = identify(req.raw, hostOnly(req.headers.host));
+              if (p instanceof GatehouseError) return p;
+              const view = identity.viewOf(req.raw);
+              return view === undefined ? new GatehouseError('ERR_SESSION_REQUIRED') : view;
+            },
+          });
           await revocationApiRoutes(app, {
             store,
             bus: d.bus,

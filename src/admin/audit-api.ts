@@ -1,0 +1,75 @@
+// GET /.gatehouse/admin/api/audit on the human listener: the audit log for people holding
+// gatehouse:security-auditor or gatehouse:security-admin, filtered like `gatehouse audit query`,
+// with an opaque cursor for the next page. Reading the log is itself audited.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { GatehouseError, isGatehouseError } from '../errors.js';
+import type { Clock } from '../lib/clock.js';
+import type { Store } from '../store/index.js';
+import type { AuditSink } from '../contracts/audit.js';
+import { queryAudit, parseTime, type AuditFilters } from '../audit/index.js';
+
+export const AUDIT_API_PATH = '/.gatehouse/admin/api/audit';
+export const AUDIT_READER_ROLES = ['security-auditor', 'security-admin'] as const;
+
+export interface AuditApiCaller {
+  userId: string;
+  roles: Readonly<Record<string, readonly string[]>>;
+}
+
+export interface AuditApiDeps {
+  store: Store;
+  clock: Clock;
+  audit: AuditSink;
+  caller(req: FastifyRequest): AuditApiCaller | GatehouseError;
+}
+
+const FILTERS = ['user', 'subject', 'namespace', 'service', 'outcome', 'action', 'replica'] as const;
+
+function str(q: Record<string, unknown>, k: string): string | undefined {
+  const v = q[k];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v.length > 256) throw new GatehouseError('ERR_BAD_REQUEST', `${k} must be one short string`);
+  return v;
+}
+
+export function parseAuditQuery(q: Record<string, unknown>, nowMs: number): { filters: AuditFilters; cursor?: string; limit: number } {
+  const filters: AuditFilters = {};
+  for (const k of FILTERS) {
+    const v = str(q, k);
+    if (v !== undefined) filters[k] = v;
+  }
+  for (const k of ['since', 'until'] as const) {
+    const v = str(q, k);
+    if (v === undefined) continue;
+    const t = parseTime(v, nowMs);
+    if (!Number.isFinite(t)) throw new GatehouseError('ERR_BAD_REQUEST', `${k} must be an ISO time or a duration like 15m`);
+    filters[k] = t;
+  }
+  const limitText = str(q, 'limit');
+  const limit = limitText === undefined ? 100 : Number(limitText);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new GatehouseError('ERR_BAD_REQUEST', 'limit must be 1..1000');
+  const cursor = str(q, 'cursor');
+  return { filters, limit, ...(cursor !== undefined ? { cursor } : {}) };
+}
+
+export function auditApiRoutes(app: FastifyInstance, d: AuditApiDeps): void {
+  app.get(AUDIT_API_PATH, async (req, reply) => {
+    const who = d.caller(req);
+    if (who instanceof GatehouseError) throw who;
+    const held = who.roles.gatehouse ?? [];
+    const base = { '@timestamp': new Date(d.clock.now()).toISOString(), 'event.action': 'admin.audit.query', 'user.id': who.userId, 'gatehouse.request_id': req.id } as const;
+    if (!AUDIT_READER_ROLES.some((r) => held.includes(r))) {
+      d.audit.append({ ...base, 'event.outcome': 'failure', 'gatehouse.error_code': 'ERR_ADMIN_FORBIDDEN' });
+      throw new GatehouseError('ERR_ADMIN_FORBIDDEN', 'reading the audit log needs gatehouse:security-auditor or gatehouse:security-admin');
+    }
+    try {
+      const { filters, cursor, limit } = parseAuditQuery(req.query as Record<string, unknown>, d.clock.now());
+      const page = await queryAudit(d.store, filters, { limit, ...(cursor !== undefined ? { cursor } : {}) });
+      d.audit.append({ ...base, 'event.outcome': 'success' });
+      return reply.header('cache-control', 'no-store').send(page);
+    } catch (err) {
+      d.audit.append({ ...base, 'event.outcome': 'failure', 'gatehouse.error_code': isGatehouseError(err) ? err.code : 'ERR_INTERNAL' });
+      throw err;
+    }
+  });
+}
