@@ -3,3 +3,4 @@
 import { cpSync } from 'node:fs';
 
 cpSync('src/authenticate/assets', 'dist/authenticate/assets', { recursive: true });
+cpSync('src/admin/console/assets', 'dist/admin/console/assets', { recursive: true });

@@ -33,6 +33,7 @@ import type { Bus } from './bus/index.js';
 import type { Principal } from './contracts/authz.js';
 import { revocationApiRoutes, type RevocationSet } from './revocation/index.js';
 import { auditApiRoutes } from './admin/audit-api.js';
+import { consoleRoutes } from './admin/console/routes.js';
 
 const JWKS_PATH = '/.well-known/jwks.json';
 const GATEWAY_COOKIES = [SESSION_COOKIE, LOGIN_COOKIE, STATE_COOKIE];
@@ -193,6 +194,20 @@ export async function buildHumanListener(d: HumanListenerDeps): Promise<{ listen
               const view = identity.viewOf(req.raw);
               return view === undefined ? new GatehouseError('ERR_SESSION_REQUIRED') : view;
             },
+          });
+          // GET /.gatehouse/admin: the security console (audit, sessions, segmentation graph, explain)
+          consoleRoutes(app, {
+            store,
+            clock,
+            audit,
+            policy: () => d.policy.state,
+            caller: (req) => {
+              const p = identify(req.raw, hostOnly(req.headers.host));
+              if (p instanceof GatehouseError) return p;
+              const view = identity.viewOf(req.raw);
+              return view === undefined ? new GatehouseError('ERR_SESSION_REQUIRED') : view;
+            },
+            refuse: (err, req, reply) => handle?.refuse(err, req, reply, req.url),
           });
           await revocationApiRoutes(app, {
             store,

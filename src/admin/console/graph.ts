@@ -1,0 +1,122 @@
+// The console's views of the policies in force: the segmentation graph (namespaces, services and
+// roles as nodes, allowed flows as edges) and "explain" (the verdict, the deciding rule, why).
+import type { AccessRequest, Principal } from '../../contracts/authz.js';
+import { GatehouseError } from '../../errors.js';
+import { decide } from '../../authorize/decide.js';
+import { matchingRules, principalFromSpiffeId } from '../../authorize/explain.js';
+import type { PolicyState } from '../../authorize/types.js';
+
+export interface GraphNode {
+  id: string;
+  kind: 'namespace' | 'service' | 'role';
+  label: string;
+  namespace: string;
+}
+
+export interface GraphEdge {
+  from: string;
+  to: string;
+  rule: string;
+  mode: 'enforce' | 'dry-run';
+  methods: readonly string[] | '*';
+  paths: readonly string[];
+}
+
+export interface PolicyGraph {
+  policyVersion: number;
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+}
+
+const nsId = (ns: string): string => `ns:${ns}`;
+const svcId = (ns: string, svc: string): string => `svc:${ns}/${svc}`;
+
+/** Allow rules become edges; a "*" service stands for the whole namespace (its namespace node). */
+export function policyGraph(state: PolicyState | undefined): PolicyGraph {
+  const nodes = new Map<string, GraphNode>();
+  const edges: GraphEdge[] = [];
+  const addNs = (ns: string): string => {
+    const id = nsId(ns);
+    if (!nodes.has(id)) nodes.set(id, { id, kind: 'namespace', label: ns, namespace: ns });
+    return id;
+  };
+  const addSvc = (ns: string, svc: string): string => {
+    addNs(ns);
+    if (svc === '*') return nsId(ns);
+    const id = svcId(ns, svc);
+    if (!nodes.has(id)) nodes.set(id, { id, kind: 'service', label: svc, namespace: ns });
+    return id;
+  };
+  if (state === undefined) return { policyVersion: 0, nodes: [], edges: [] };
+  for (const ns of [...state.namespaces.keys()].sort()) addNs(ns);
+  for (const policy of state.namespaces.values()) {
+    for (const rule of policy.rules) {
+      const to = addSvc(rule.namespace, rule.service);
+      if (rule.effect !== 'allow') continue;
+      for (const peer of rule.from) {
+        let from: string;
+        if (peer.kind === 'service') from = addSvc(peer.namespace, peer.service);
+        else {
+          from = `role:${rule.namespace}/${peer.role}`;
+          if (!nodes.has(from)) nodes.set(from, { id: from, kind: 'role', label: peer.role, namespace: rule.namespace });
+        }
+        edges.push({ from, to, rule: rule.name, mode: policy.mode, methods: rule.methods, paths: rule.paths });
+      }
+    }
+  }
+  return { policyVersion: state.version, nodes: [...nodes.values()], edges };
+}
+
+const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+function param(q: Record<string, unknown>, k: string, fallback?: string): string {
+  const v = q[k] ?? fallback;
+  if (typeof v !== 'string' || v === '' || v.length > 512) throw new GatehouseError('ERR_BAD_REQUEST', `${k} must be one non-empty short string`);
+  return v;
+}
+
+/** from=spiffe://<td>/ns/<ns>/sa/<svc> or a role name (held in the target namespace). */
+export function explainRequest(q: Record<string, unknown>): AccessRequest {
+  const from = param(q, 'from');
+  const namespace = param(q, 'namespace');
+  const service = param(q, 'service');
+  const method = param(q, 'method', 'GET').toUpperCase();
+  const path = param(q, 'path', '/');
+  if (!NAME.test(namespace) || !NAME.test(service)) throw new GatehouseError('ERR_BAD_REQUEST', 'namespace and service are lowercase names');
+  if (!path.startsWith('/')) throw new GatehouseError('ERR_BAD_REQUEST', 'path must start with /');
+  if (!/^[A-Za-z]{1,20}$/.test(method) && !/^[A-Za-z0-9_.]+\/[A-Za-z0-9_]+$/.test(method)) throw new GatehouseError('ERR_BAD_REQUEST', 'method must be an HTTP or gRPC method name');
+  let principal: Principal | undefined;
+  if (from.startsWith('spiffe://')) {
+    principal = principalFromSpiffeId(from);
+    if (principal === undefined) throw new GatehouseError('ERR_BAD_REQUEST', 'from must be spiffe://<trust-domain>/ns/<namespace>/sa/<service> or a role');
+  } else {
+    const role = from.startsWith('role:') ? from.slice(5) : from;
+    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(role)) throw new GatehouseError('ERR_BAD_REQUEST', 'from must be a SPIFFE id or a role name');
+    principal = { kind: 'user', userId: '(explain)', roles: { [namespace]: [role] } };
+  }
+  return { principal, namespace, service, method, path };
+}
+
+export interface Explanation {
+  verdict: 'allow' | 'deny';
+  pass: boolean;
+  rule: string | null;
+  reasons: string[];
+  mode: 'enforce' | 'dry-run';
+  policyVersion: number;
+  matching: { name: string; namespace: string; effect: string; file: string; line: number }[];
+}
+
+export function explain(state: PolicyState | undefined, req: AccessRequest): Explanation {
+  if (state === undefined) return { verdict: 'deny', pass: false, rule: null, reasons: ['policy-unavailable'], mode: 'enforce', policyVersion: 0, matching: [] };
+  const d = decide(state, req);
+  return {
+    verdict: d.allow ? 'allow' : 'deny',
+    pass: d.pass,
+    rule: d.rule ?? null,
+    reasons: d.reasons,
+    mode: d.mode,
+    policyVersion: d.policyVersion,
+    matching: matchingRules(state, req).map((r) => ({ name: r.name, namespace: r.namespace, effect: r.effect, file: r.file, line: r.line })),
+  };
+}
