@@ -1,7 +1,8 @@
 // The set of revoked certificate serials, kept current from the store on every replica.
 // isRevoked is a synchronous Set lookup: it runs on the TLS handshake path.
 import { GatehouseError, isGatehouseError } from '../errors.js';
-import { systemClock, type Clock, type TimerHandle } from '../lib/clock.js';
+import { Backoff } from '../lib/backoff.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { text, type KeyValue, type Store, type Watch, type WatchEvent } from '../store/index.js';
 import { canonicalSerial } from './lib/serial.js';
 import { REVOCATION_REASONS, STORE_KEYS, type CertRevocation } from './types.js';
@@ -29,8 +30,7 @@ export class CertRevocationList {
   #generation = 0;
   #closed = false;
   #loaded = false;
-  #retry: TimerHandle | undefined;
-  #retryDelay = RETRY_MIN_MS;
+  readonly #resync: Backoff;
   readonly #revokedListeners = new Set<Listener<CertRevocation>>();
   readonly #changeListeners = new Set<Listener<void>>();
 
@@ -38,6 +38,7 @@ export class CertRevocationList {
     this.#store = store;
     this.#clock = options.clock ?? systemClock;
     this.#onError = options.onError ?? (() => undefined);
+    this.#resync = new Backoff(this.#clock, RETRY_MIN_MS, RETRY_MAX_MS, () => this.#sync(), (e) => this.#onError(e));
   }
 
   /** Loads the current set and starts watching; resolves once the set is complete. */
@@ -85,7 +86,7 @@ export class CertRevocationList {
 
   async close(): Promise<void> {
     this.#closed = true;
-    this.#retry?.cancel();
+    this.#resync.stop();
     const w = this.#watch;
     this.#watch = undefined;
     await w?.close();
@@ -118,7 +119,7 @@ export class CertRevocationList {
     }
     this.#watch = watch;
     this.#loaded = true;
-    this.#retryDelay = RETRY_MIN_MS;
+    this.#resync.reset();
     if (!firstLoad) {
       for (const rec of added) this.#emit(this.#revokedListeners, rec);
       if (changed) this.#emit(this.#changeListeners, undefined);
@@ -166,20 +167,7 @@ export class CertRevocationList {
     this.#onError(err);
     // A closed store will not come back; anything else (compaction while away) is healed by a reload.
     if (isGatehouseError(err, 'ERR_STORE_CLOSED')) return;
-    this.#scheduleResync();
-  }
-
-  #scheduleResync(): void {
-    if (this.#closed) return;
-    const delay = this.#retryDelay;
-    this.#retryDelay = Math.min(RETRY_MAX_MS, delay * 2);
-    this.#retry?.cancel();
-    this.#retry = this.#clock.setTimer(() => {
-      this.#sync().catch((err: unknown) => {
-        this.#onError(err instanceof Error ? err : new Error(String(err)));
-        this.#scheduleResync();
-      });
-    }, delay);
+    this.#resync.schedule();
   }
 
   #emit<T>(listeners: Set<Listener<T>>, value: T): void {

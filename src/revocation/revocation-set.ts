@@ -3,7 +3,8 @@
 // sequence it handed over). Whichever path brings a revocation first applies it; the other is a
 // no-op. Lookups are synchronous Map lookups: they run on every request and handshake.
 import { isGatehouseError } from '../errors.js';
-import { systemClock, type Clock, type TimerHandle } from '../lib/clock.js';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { Backoff } from '../lib/backoff.js';
 import { text, type KeyValue, type Store, type Watch, type WatchEvent } from '../store/index.js';
 import type { Bus, BusMessage, Subscription } from '../bus/index.js';
 import { canonicalSerial } from '../pki/index.js';
@@ -65,8 +66,7 @@ export class RevocationSet {
   #generation = 0;
   #closed = false;
   #loaded = false;
-  #storeRetry: TimerHandle | undefined;
-  #storeDelay = RETRY_MIN_MS;
+  readonly #resync: Backoff;
   #busRetry: ReturnType<typeof setTimeout> | undefined;
   #busDelay = RETRY_MIN_MS;
   #sweep: ReturnType<typeof setInterval> | undefined;
@@ -78,6 +78,7 @@ export class RevocationSet {
     this.#bus = o.bus;
     this.#clock = o.clock ?? systemClock;
     this.#onError = o.onError ?? (() => undefined);
+    this.#resync = new Backoff(this.#clock, RETRY_MIN_MS, RETRY_MAX_MS, () => this.#sync(), (e) => this.#onError(e));
   }
 
   /** Loads the stored set, starts the watch and (best effort) the bus subscription. */
@@ -134,7 +135,7 @@ export class RevocationSet {
 
   async close(): Promise<void> {
     this.#closed = true;
-    this.#storeRetry?.cancel();
+    this.#resync.stop();
     if (this.#busRetry !== undefined) clearTimeout(this.#busRetry);
     if (this.#sweep !== undefined) clearInterval(this.#sweep);
     const w = this.#watch;
@@ -281,7 +282,7 @@ export class RevocationSet {
     }
     this.#watch = watch;
     this.#loaded = true;
-    this.#storeDelay = RETRY_MIN_MS;
+    this.#resync.reset();
   }
 
   #apply(event: WatchEvent, generation: number): void {
@@ -330,21 +331,9 @@ export class RevocationSet {
     if (this.#closed || generation !== this.#generation) return;
     this.#onError(err);
     if (isGatehouseError(err, 'ERR_STORE_CLOSED')) return;
-    this.#scheduleResync();
+    this.#resync.schedule();
   }
 
-  #scheduleResync(): void {
-    if (this.#closed) return;
-    const delay = this.#storeDelay;
-    this.#storeDelay = Math.min(RETRY_MAX_MS, delay * 2);
-    this.#storeRetry?.cancel();
-    this.#storeRetry = this.#clock.setTimer(() => {
-      this.#sync().catch((err: unknown) => {
-        this.#onError(err instanceof Error ? err : new Error(String(err)));
-        this.#scheduleResync();
-      });
-    }, delay);
-  }
 }
 
 function parseKey(key: string): { kind: RevocationKind; id: string } | undefined {
