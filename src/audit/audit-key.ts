@@ -6,21 +6,15 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { GatehouseError } from '../errors.js';
 import { text, type Store } from '../store/index.js';
 import type { Clock } from '../lib/clock.js';
-import { openPrivateKey, sealPrivateKey } from '../tokens/index.js';
+import { openPrivateKey, sealPrivateKey, type PublicJwk } from '../tokens/index.js';
 import { jwkThumbprint } from '../tokens/lib/key-record.js';
 
 export const AUDIT_KEY_PREFIX = '/gatehouse/keys/audit/';
 export const AUDIT_KEY_POINTER = '/gatehouse/keys/audit-current';
 export const AUDIT_KEYS_PATH = '/.well-known/gatehouse-audit-keys.json';
 
-export interface AuditPublicJwk {
-  kty: 'OKP';
-  crv: 'Ed25519';
-  x: string;
-  kid: string;
-  alg: 'EdDSA';
-  use: 'sig';
-}
+/** The same public Ed25519 JWK shape the token JWKS publishes. */
+export type AuditPublicJwk = PublicJwk;
 
 export interface StoredAuditKey {
   format: 1;
