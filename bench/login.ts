@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { SoftAuthenticator } from '../test/authenticate/soft-authenticator.js';
 import { makeEnv, startGateway, enroll, jar, totp, type Enrolled } from '../test/authenticate/harness.js';
 import { SESSION_COOKIE } from '../src/authenticate/types.js';
+import { loginFloor } from './lib/login-floor.js';
 
 const USERS = Number(process.env.BENCH_LOGIN_USERS ?? 200);
 /** Logins run first and not counted: V8 compiles the hot paths during these. */
@@ -38,9 +39,13 @@ try {
     bucket.push((performance.now() - t0) * 1000);
     return out;
   };
+  // the reference: three requests each doing one durable write, timed between the logins
+  const floor = await loginFloor(env.store);
+  const floorUs: number[] = [];
   let cookie = '';
   for (const [i, u] of users.entries()) {
-    if (i === WARMUP) for (const xs of Object.values(t)) xs.length = 0;
+    if (i === WARMUP) for (const xs of [...Object.values(t), floorUs]) xs.length = 0;
+    floorUs.push(await floor.triple());
     const cookies = jar();
     const host = 'login.example.org';
     const start = await timed(t.start, () => gw.request({ url: '/.gatehouse/login/start', host, cookies, body: { username: u.id, rd: '/' } }));
@@ -55,7 +60,10 @@ try {
     t.total.push(t.start.at(-1)! + t.webauthn.at(-1)! + t.totp.at(-1)!);
     cookie = cookies.jar.get(SESSION_COOKIE) ?? cookie;
   }
+  await floor.close();
   for (const [step, xs] of Object.entries(t)) print({ op: `login-${step}`, n: xs.length, warmup: WARMUP, p50us: r2(pct(xs, 50)), p99us: r2(pct(xs, 99)), ...(step === 'total' ? { targetP99us: 10_000 } : {}) });
+  print({ op: 'floor-3-durable-requests', n: floorUs.length, p50us: r2(pct(floorUs, 50)), p99us: r2(pct(floorUs, 99)) });
+  print({ op: 'login-total/floor', p50ratio: r2(pct(t.total, 50) / pct(floorUs, 50)), p99ratio: r2(pct(t.total, 99) / pct(floorUs, 99)) });
 
   const sessions = gw.app.sessions!;
   const lookup = (n: number): number[] => {
