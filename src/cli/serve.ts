@@ -15,7 +15,7 @@ export const serveCommand: Command = {
     let store: Store | undefined;
     let bus: Bus | undefined;
     try {
-      store = await openStore(config.store.kind === 'embedded' ? { kind: 'embedded', path: config.store.path } : config.store);
+      store = await openStore(config.store);
       bus = await openBus(config.bus);
       const app = await buildApp(config, {
         store,

@@ -8,7 +8,7 @@ import { runStoreOp, type OpContext, type StoreOpName } from '../admin/ops.js';
 import { OPS_PATH, readAdminToken } from '../admin/local-api.js';
 
 export function storeOptions(config: GatehouseConfig): Parameters<typeof openStore>[0] {
-  return config.store.kind === 'embedded' ? { kind: 'embedded', path: config.store.path } : config.store;
+  return config.store;
 }
 
 /** Opens the store for one command and always closes it. */

@@ -23,7 +23,12 @@ const schema = obj({
   replicaId: optional(str({ pattern: /^[A-Za-z0-9._-]{1,128}$/, hint: 'letters, digits, ".", "_" or "-"' })),
   store: withDefault(
     byKind({
-      embedded: obj({ kind: required(oneOf('embedded')), path: required(str()) }),
+      embedded: obj({
+        kind: required(oneOf('embedded')),
+        path: required(str()),
+        /** Bytes of address space to map for the data file (not memory); default: the store's DEFAULT_MAP_SIZE. */
+        mapSize: optional(int({ min: 2 ** 20, max: 2 ** 40 })),
+      }),
       etcd: obj({
         kind: required(oneOf('etcd')),
         endpoints: required(list(endpoint, { min: 1 })),

@@ -172,6 +172,13 @@ export interface EmbeddedStoreOptions {
   kind: 'embedded';
   path: string;
   clock?: Clock;
+  /**
+   * Bytes of address space LMDB maps for the data file at open (default DEFAULT_MAP_SIZE).
+   * Address space, not memory: the file grows only as data does. A store that outgrows it
+   * is remapped larger, but every old mapping stays resident, so set it above any size the
+   * store will reach.
+   */
+  mapSize?: number;
 }
 
 export interface EtcdStoreOptions {

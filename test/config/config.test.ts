@@ -71,6 +71,14 @@ describe('config', () => {
     assert.match(msg, /bus\.servers\[0\] must be a server/);
   });
 
+  it('takes the embedded store map size in bytes and refuses anything else, naming its line', () => {
+    const c = parseConfig('store: { kind: embedded, path: ./d, mapSize: 34359738368 }\n', '/x/g.yaml');
+    assert.deepEqual(c.store, { kind: 'embedded', path: '/x/d', mapSize: 34_359_738_368 });
+    assert.match(invalid('trustDomain: example.org\nstore: { kind: embedded, path: ./d, mapSize: 16GiB }\n'), /gatehouse\.yaml:2: store\.mapSize must be an integer/);
+    assert.match(invalid('store: { kind: embedded, path: ./d, mapSize: 4096 }\n'), /store\.mapSize must be at least 1048576/);
+    assert.match(invalid('store: { kind: etcd, endpoints: ["http://127.0.0.1:2379"], mapSize: 1048576 }\n'), /store\.mapSize unknown key/);
+  });
+
   it('refuses YAML syntax errors and duplicate keys', () => {
     assert.match(invalid('store: [\n'), /gatehouse\.yaml/);
     assert.match(invalid('trustDomain: a.org\ntrustDomain: b.org\n'), /unique|duplicate/i);

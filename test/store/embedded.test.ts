@@ -237,6 +237,70 @@ describe('embedded store', () => {
     assert.deepEqual(seen.map((e) => `${e.type} ${text(e.kv.key)}@${e.kv.modRevision}`), [`delete l/a@${rev + 1}`, `delete l/b@${rev + 1}`]);
   });
 
+  it('runs every lease on one clock timer: expiries in deadline order, keepalives move them, revokes cancel them', async () => {
+    let pending = 0;
+    const counting = {
+      now: () => clock.now(),
+      setTimer(fn: () => void, ms: number) {
+        pending++;
+        const t = clock.setTimer(() => {
+          pending--;
+          fn();
+        }, ms);
+        return { cancel: () => { pending--; t.cancel(); } };
+      },
+    };
+    const s = await openEmbeddedStore({ kind: 'embedded', path: dir, clock: counting });
+    opened.push(s);
+    const leases = [];
+    for (let i = 0; i < 100; i++) {
+      const lease = await s.grant(10 + i);
+      await s.put(`l/${String(i).padStart(3, '0')}`, 'x', { lease: lease.id });
+      leases.push(lease.id);
+    }
+    assert.equal(pending, 1, 'one timer for 100 leases');
+    await s.revoke(leases[0]!);
+    clock.advance(5_000);
+    await s.keepAlive(leases[1]!); // 11 s from now: after leases 2..5
+    const expired: string[] = [];
+    await s.watch({ prefix: 'l/' }, (e) => expired.push(text(e.kv.key)));
+    clock.advance(10_000); // t = 15 s: the leases of 12..15 s are due; lease 1 (11 s, kept alive to 16 s) is not
+    await s.settle();
+    assert.deepEqual(expired, ['l/002', 'l/003', 'l/004', 'l/005']);
+    clock.advance(100_000);
+    await s.settle();
+    assert.equal(expired.length, 99, 'all but the revoked one');
+    const others = expired.filter((k) => k !== 'l/001');
+    assert.deepEqual(others, [...others].sort(), 'in deadline order');
+    const at = (k: string): number => expired.indexOf(k);
+    assert.ok(at('l/001') > at('l/005') && at('l/001') < at('l/007'), 'the kept-alive lease expires at its new deadline (16 s)');
+    assert.equal((await s.range({ prefix: 'l/' })).count, 0);
+    assert.equal(pending, 0);
+  });
+
+  it('answers a read at an older revision the same whether the range changed since or not', async () => {
+    const s = await openStore();
+    await s.put('p/a', '1');
+    await s.put('p/b', '1');
+    await s.put('p/c', '1');
+    const rev = await s.revision();
+    await s.put('q/x', '1'); // outside the range: the rows at rev are still the current ones
+    const read = async (): Promise<unknown> => {
+      const all = await s.range({ prefix: 'p/' }, { revision: rev });
+      const page = await s.range({ prefix: 'p/' }, { revision: rev, limit: 2 });
+      const back = await s.range({ prefix: 'p/' }, { revision: rev, limit: 1, reverse: true });
+      const keys = await s.range({ start: 'p/b', end: 'p/z' }, { revision: rev, keysOnly: true });
+      const strip = (r: { kvs: unknown[]; more: boolean; count: number }): unknown => ({ kvs: r.kvs, more: r.more, count: r.count });
+      return [strip(all), strip(page), strip(back), strip(keys)];
+    };
+    const unchanged = await read();
+    assert.deepEqual((unchanged as { kvs: { key: Uint8Array }[] }[])[0]!.kvs.map((kv) => text(kv.key)), ['p/a', 'p/b', 'p/c']);
+    await s.put('p/a', '2');
+    await s.delete('p/b');
+    await s.put('p/d', '1');
+    assert.deepEqual(await read(), unchanged, 'served from the versions now, from the current rows before');
+  });
+
   it('handles a lease longer than a Node timer can wait', async () => {
     const s = await openStore();
     const ttl = 3_000_000; // ~35 days; setTimeout tops out at ~24.8

@@ -1,11 +1,12 @@
 // Reads. At the current revision they use `latest` (one lookup per key); at an older revision
-// they seek `versions`. Outside a write batch, a multi-step read runs in one LMDB read
-// snapshot so its header revision matches its data; inside a batch, the same functions read
-// the write transaction (no `txn`) and see the batch's own earlier writes.
+// they seek `versions`, unless no write since that revision touched the range. Outside a write
+// batch, a multi-step read runs in one LMDB read snapshot so its header revision matches its
+// data; inside a batch, the same functions read the write transaction (no `txn`) and see the
+// batch's own earlier writes.
 import type { Transaction, RangeOptions as LmdbRangeOptions } from 'lmdb';
 import { compareBytes } from '../bytes.js';
 import type { Bytes, KeyValue } from '../types.js';
-import { decodeKey, encodeKey, isTombstone, splitVersionKey, toKeyValue, versionKey } from './encoding.js';
+import { decodeKey, decodeLog, encodeKey, isTombstone, revKey, splitVersionKey, toKeyValue, versionKey } from './encoding.js';
 import type { Tables } from './tables.js';
 
 export interface RangeQuery {
@@ -59,6 +60,28 @@ export function rangeLatest(t: Tables, q: RangeQuery, txn?: Transaction): RangeR
   const kvs: KeyValue[] = [];
   for (const { key, value } of t.latest.getRange(inTxn(options, txn))) kvs.push(toKeyValue(key, value, q.keysOnly));
   return { kvs, more: kvs.length < count, count };
+}
+
+/** Most log entries read to learn whether a range changed since a revision; beyond, scan versions. */
+const MAX_LOG_CHECK = 1000;
+
+/**
+ * The range at revision rev of a snapshot at revision current. When no write after rev touched
+ * the range, its rows then are its rows now: served from `latest`, one seek per row. Paging
+ * through a prefix at a fixed revision (loading every session at start) then costs O(rows)
+ * instead of a scan of all the prefix's versions per page.
+ */
+export function rangeAsOf(t: Tables, q: RangeQuery, rev: number, current: number, txn: Transaction): RangeRows {
+  return unchangedSince(t, q, rev, current, txn) ? rangeLatest(t, q, txn) : rangeAt(t, q, rev, txn);
+}
+
+function unchangedSince(t: Tables, q: RangeQuery, rev: number, current: number, txn: Transaction): boolean {
+  if (current - rev > MAX_LOG_CHECK) return false;
+  const inRange = (key: Bytes): boolean => compareBytes(key, q.start) >= 0 && (q.end.length === 0 || compareBytes(key, q.end) < 0);
+  for (const { value } of t.log.getRange({ start: revKey(rev + 1), end: revKey(current + 1), transaction: txn })) {
+    if (decodeLog(value).some((c) => inRange(c.key))) return false;
+  }
+  return true;
 }
 
 export function rangeAt(t: Tables, q: RangeQuery, rev: number, txn?: Transaction): RangeRows {

@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import type { Transaction } from 'lmdb';
 import { GatehouseError } from '../../errors.js';
-import { systemClock, type Clock, type TimerHandle } from '../../lib/clock.js';
+import { systemClock, type Clock } from '../../lib/clock.js';
 import { checkKey, resolveRange, toBytes } from '../bytes.js';
 import type {
   Compare, DeleteOptions, DeleteResult, EmbeddedStoreOptions, KeyInput, KeySelector, KeyValue, LeaseGrant, LeaseId, PutOptions,
@@ -13,19 +13,17 @@ import type {
 } from '../types.js';
 import { compactStep, type CompactionCursor } from './compaction.js';
 import { decodeLease, readU64 } from './encoding.js';
+import { LeaseDeadlines } from './lease-deadlines.js';
 import { lockDirectory, type DirLock } from './lock.js';
 import {
   conflict, deleteRange, endLease, grantLease, latestMeta, leaseNotFound, readLease, refreshLease, requireLease, writeDelete, writePut,
 } from './mvcc.js';
-import { rangeAt, rangeLatest, readAt, readLatest, type RangeQuery } from './read.js';
+import { rangeAsOf, rangeLatest, readAt, readLatest, type RangeQuery } from './read.js';
 import { META_COMPACTED, META_REVISION, openTables, type Tables } from './tables.js';
 import { applyTxn, checkRangeBound, compileCompare, compileOps } from './txn.js';
 import { badArgument, checkLimit, checkRevision, checkTtl, checkTxnSize, keyBytes, parseLeaseId, valueBytes } from './validate.js';
 import { WatchHub, Watcher, matcher, replay } from './watch.js';
 import { Writer } from './writer.js';
-
-/** setTimeout's longest delay; a longer lease is re-armed when this fires. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function isKeyInput(target: KeyInput | RangeSelector): target is KeyInput {
   return typeof target === 'string' || target instanceof Uint8Array;
@@ -37,7 +35,7 @@ export class EmbeddedStore implements Store {
   readonly #clock: Clock;
   readonly #lock: DirLock;
   readonly #hub = new WatchHub();
-  readonly #timers = new Map<number, TimerHandle>();
+  readonly #deadlines: LeaseDeadlines;
   readonly #writer: Writer;
   #closing: Promise<void> | undefined;
 
@@ -45,9 +43,9 @@ export class EmbeddedStore implements Store {
     this.#t = t;
     this.#clock = clock;
     this.#lock = lock;
-    const timers = { schedule: (id: number, deadline: number) => this.#schedule(id, deadline), cancel: (id: number) => this.#cancel(id) };
+    this.#deadlines = new LeaseDeadlines(clock, (id) => this.#expire(id));
     const revision = t.meta.get(META_REVISION) ?? 0;
-    this.#writer = new Writer(t, clock, timers, revision, (events, from, to) => this.#dispatch(events, from, to), () => this.#hub.size > 0);
+    this.#writer = new Writer(t, clock, this.#deadlines, revision, (events, from, to) => this.#dispatch(events, from, to), () => this.#hub.size > 0);
   }
 
   static async open(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
@@ -55,7 +53,7 @@ export class EmbeddedStore implements Store {
     const lock = lockDirectory(options.path);
     let t: Tables;
     try {
-      t = openTables(options.path);
+      t = openTables(options.path, options.mapSize);
     } catch (err) {
       lock.release();
       throw new GatehouseError('ERR_STORE_UNAVAILABLE', 'the embedded store could not be opened', { cause: err });
@@ -84,7 +82,7 @@ export class EmbeddedStore implements Store {
     const rev = checkRevision(options.revision);
     return this.#snapshot((txn) => {
       const current = this.#checkReadable(rev, txn);
-      const rows = rev === 0 ? rangeLatest(this.#t, query, txn) : rangeAt(this.#t, query, rev, txn);
+      const rows = rev === 0 ? rangeLatest(this.#t, query, txn) : rangeAsOf(this.#t, query, rev, current, txn);
       return { ...rows, revision: current };
     });
   }
@@ -244,8 +242,7 @@ export class EmbeddedStore implements Store {
   async #shutdown(): Promise<void> {
     // Writes accepted before close still commit; nothing new is accepted.
     await this.#writer.idle();
-    for (const t of this.#timers.values()) t.cancel();
-    this.#timers.clear();
+    this.#deadlines.stop();
     this.#hub.endAll(new GatehouseError('ERR_STORE_CLOSED'));
     try {
       await this.#t.root.close();
@@ -295,22 +292,7 @@ export class EmbeddedStore implements Store {
     }
   }
 
-  // ---- lease timers (in memory; the leases themselves are in LMDB)
-
-  #schedule(id: number, deadline: number): void {
-    this.#cancel(id);
-    if (this.#closing !== undefined) return;
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, deadline - this.#clock.now()));
-    this.#timers.set(id, this.#clock.setTimer(() => {
-      this.#timers.delete(id);
-      this.#expire(id);
-    }, delay));
-  }
-
-  #cancel(id: number): void {
-    this.#timers.get(id)?.cancel();
-    this.#timers.delete(id);
-  }
+  // ---- lease deadlines (in memory; the leases themselves are in LMDB)
 
   #expire(id: number): void {
     if (this.#closing !== undefined) return;
@@ -320,7 +302,7 @@ export class EmbeddedStore implements Store {
         if (lease === undefined) return;
         // Kept alive since the timer was set: wait for the new deadline.
         if (lease.deadline > ctx.now) {
-          ctx.after.push(() => this.#schedule(id, lease.deadline));
+          ctx.after.push(() => this.#deadlines.schedule(id, lease.deadline));
           return;
         }
         endLease(ctx, id);
@@ -336,7 +318,7 @@ export class EmbeddedStore implements Store {
       const id = readU64(key, 0);
       const { deadline } = decodeLease(value);
       if (deadline <= now) this.#expire(id);
-      else this.#schedule(id, deadline);
+      else this.#deadlines.schedule(id, deadline);
     }
   }
 }
