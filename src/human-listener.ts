@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import type { GatehouseConfig } from './config/index.js';
 import { GatehouseError } from './errors.js';
 import type { Clock } from './lib/clock.js';
-import type { GatewayMetrics } from './lib/metrics.js';
+import { gaugeOf, type GatewayMetrics } from './lib/metrics.js';
 import type { Store } from './store/index.js';
 import type { AuditWriter } from './audit/writer.js';
 import type { PolicyEngine } from './authorize/index.js';
@@ -90,6 +90,7 @@ export async function buildHumanListener(d: HumanListenerDeps): Promise<{ listen
     absoluteMs: config.sessions.absoluteTimeout,
     onError: (e) => d.admin.log.error({ err: e.message }, 'sessions'),
   });
+  gaugeOf(d.metrics, 'gatehouse_sessions_cached', "People's sessions (and their per-host aliases) this replica holds in memory", () => sessions.size);
   try {
     const sessionIdentity = humanIdentity(sessions);
     const revoked = d.revocations;

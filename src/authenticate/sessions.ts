@@ -3,12 +3,15 @@
 // so revoking that one lease ends the session everywhere. Every replica keeps all sessions
 // (and every user's status) in memory, current through store watches: a lookup per proxied
 // request is one hash and one Map lookup. lastSeen is written back lazily, at most once per
-// writeback interval, together with a lease keepalive.
+// writeback interval, together with a lease keepalive. The cache keeps only what lookups need
+// (about 400 bytes a session; ip and userAgent stay in the store) and shares values that
+// repeat across sessions (role maps, factor lists, hosts).
 import { randomBytes } from 'node:crypto';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
 import { text, type KeyValue, type LeaseId, type Store, type Watch, type WatchEvent } from '../store/index.js';
 import { isSecretShape, randomSecret, sha256hex } from './lib/digest.js';
+import { Interner } from './lib/intern.js';
 import { commit, parseRecord, ttlSeconds, unchanged, type Writes } from './lib/records.js';
 import { SESSIONS_PREFIX, USERS_PREFIX, USER_SESSIONS_PREFIX, type RoleMap, type SessionAlias, type SessionRecord, type StoredSession, type UserRecord } from './types.js';
 
@@ -54,10 +57,32 @@ export interface SessionDraft {
   writes: Writes;
 }
 
-interface Cached {
-  rec: StoredSession;
-  modRevision: number;
+/** A primary session as lookups need it: the record without ip and userAgent, plus its store revision. */
+interface CachedPrimary {
+  readonly kind: 'primary';
+  readonly modRevision: number;
+  readonly sid: string;
+  readonly userId: string;
+  readonly roles: RoleMap;
+  readonly amr: readonly string[];
+  readonly acr: string;
+  readonly credentialId: string;
+  readonly host: string;
+  readonly createdAt: number;
+  readonly lastSeen: number;
+  readonly lastWebAuthnAt: number;
+  readonly expiresAt: number;
+  readonly lease: LeaseId;
 }
+
+interface CachedAlias {
+  readonly kind: 'alias';
+  readonly modRevision: number;
+  readonly primary: string;
+  readonly host: string;
+}
+
+type Cached = CachedPrimary | CachedAlias;
 
 const PAGE = 1000;
 
@@ -81,6 +106,7 @@ export class SessionManager {
   /** lastSeen on this replica, newer than the stored one until written back. */
   readonly #seen = new Map<string, number>();
   readonly #writing = new Set<string>();
+  readonly #interned = new Interner();
   readonly #writebackMs: number;
   #watches: Watch[] = [];
 
@@ -111,7 +137,8 @@ export class SessionManager {
   }
 
   #onSession(e: WatchEvent): void {
-    const hash = text(e.kv.key).slice(SESSIONS_PREFIX.length);
+    // decoded on its own, not sliced from the whole key: a slice would keep the key string alive
+    const hash = text(e.kv.key.subarray(SESSIONS_PREFIX.length));
     if (e.type === 'delete') {
       this.#sessions.delete(hash);
       this.#seen.delete(hash);
@@ -121,7 +148,28 @@ export class SessionManager {
     }
     const cur = this.#sessions.get(hash);
     if (cur !== undefined && cur.modRevision >= e.kv.modRevision) return;
-    this.#sessions.set(hash, { rec: parseRecord<StoredSession>(e.kv), modRevision: e.kv.modRevision });
+    this.#sessions.set(hash, this.#compact(parseRecord<StoredSession>(e.kv), e.kv.modRevision));
+  }
+
+  #compact(rec: StoredSession, modRevision: number): Cached {
+    const i = this.#interned;
+    if (rec.kind === 'alias') return { kind: 'alias', modRevision, primary: rec.primary, host: i.str(rec.host) };
+    return {
+      kind: 'primary',
+      modRevision,
+      sid: rec.sid,
+      userId: i.str(rec.userId),
+      roles: i.roles(rec.roles),
+      amr: i.list(rec.amr),
+      acr: i.str(rec.acr),
+      credentialId: i.str(rec.credentialId),
+      host: i.str(rec.host),
+      createdAt: rec.createdAt,
+      lastSeen: rec.lastSeen,
+      lastWebAuthnAt: rec.lastWebAuthnAt,
+      expiresAt: rec.expiresAt,
+      lease: rec.lease,
+    };
   }
 
   userStatus(userId: string): UserRecord['status'] | undefined {
@@ -183,13 +231,13 @@ export class SessionManager {
   /** A cookie for another route host, bound to the same session (and its lease). */
   async createAlias(primaryHash: string, host: string): Promise<{ id: string; hash: string }> {
     const primary = this.#sessions.get(primaryHash);
-    if (primary === undefined || primary.rec.kind !== 'primary') throw new GatehouseError('ERR_SESSION_EXPIRED', 'the session ended before the handoff');
+    if (primary === undefined || primary.kind !== 'primary') throw new GatehouseError('ERR_SESSION_EXPIRED', 'the session ended before the handoff');
     const id = randomSecret();
     const hash = sha256hex(id);
     const alias: SessionAlias = { format: 1, kind: 'alias', primary: primaryHash, host, createdAt: this.#o.clock.now() };
     const r = await this.#o.store.txn(
       [{ key: SESSIONS_PREFIX + primaryHash, target: 'version', op: '>', value: 0 }],
-      [{ op: 'put', key: SESSIONS_PREFIX + hash, value: JSON.stringify(alias), lease: primary.rec.lease }],
+      [{ op: 'put', key: SESSIONS_PREFIX + hash, value: JSON.stringify(alias), lease: primary.lease }],
     );
     if (!r.succeeded) throw new GatehouseError('ERR_SESSION_EXPIRED', 'the session ended before the handoff');
     this.#remember(hash, alias, r.revision);
@@ -198,7 +246,7 @@ export class SessionManager {
 
   #remember(hash: string, rec: StoredSession, revision: number): void {
     const cur = this.#sessions.get(hash);
-    if ((cur === undefined || cur.modRevision < revision) && (this.#ended.get(hash) ?? 0) < revision) this.#sessions.set(hash, { rec, modRevision: revision });
+    if ((cur === undefined || cur.modRevision < revision) && (this.#ended.get(hash) ?? 0) < revision) this.#sessions.set(hash, this.#compact(rec, revision));
   }
 
   #leaseTtl(): number {
@@ -229,9 +277,9 @@ export class SessionManager {
     const entry = this.#sessions.get(hash);
     if (entry === undefined) return new GatehouseError('ERR_SESSION_EXPIRED');
     // a cookie is good only on the host it was set for
-    if (entry.rec.host !== host) return new GatehouseError('ERR_SESSION_EXPIRED', 'the session cookie belongs to another host');
-    const primaryHash = entry.rec.kind === 'alias' ? entry.rec.primary : hash;
-    const primary = entry.rec.kind === 'alias' ? this.#sessions.get(primaryHash)?.rec : entry.rec;
+    if (entry.host !== host) return new GatehouseError('ERR_SESSION_EXPIRED', 'the session cookie belongs to another host');
+    const primaryHash = entry.kind === 'alias' ? entry.primary : hash;
+    const primary = entry.kind === 'alias' ? this.#sessions.get(primaryHash) : entry;
     if (primary === undefined || primary.kind !== 'primary') return new GatehouseError('ERR_SESSION_EXPIRED');
     const status = this.#users.get(primary.userId);
     if (status === 'disabled') {
@@ -259,7 +307,7 @@ export class SessionManager {
     };
   }
 
-  #touch(hash: string, rec: SessionRecord, now: number): void {
+  #touch(hash: string, rec: CachedPrimary, now: number): void {
     this.#seen.set(hash, now);
     if (now - rec.lastSeen < this.#writebackMs || this.#writing.has(hash)) return;
     this.#writing.add(hash);
@@ -270,7 +318,7 @@ export class SessionManager {
     const { store } = this.#o;
     try {
       await this.#update(hash, (r) => ({ ...r, lastSeen: Math.max(r.lastSeen, now) }));
-      const cur = this.#sessions.get(hash)?.rec;
+      const cur = this.#sessions.get(hash);
       if (cur?.kind === 'primary') await store.keepAlive(cur.lease);
     } catch (err) {
       if (!isGatehouseError(err, 'ERR_STORE_LEASE_NOT_FOUND') && !isGatehouseError(err, 'ERR_STORE_CONFLICT')) this.#o.onError?.(err as Error);
@@ -306,7 +354,7 @@ export class SessionManager {
   async end(primaryHash: string): Promise<boolean> {
     const cur = this.#sessions.get(primaryHash);
     const kv = cur === undefined ? await this.#o.store.get(SESSIONS_PREFIX + primaryHash) : undefined;
-    const rec = cur?.rec ?? (kv !== undefined ? parseRecord<StoredSession>(kv) : undefined);
+    const rec = cur ?? (kv !== undefined ? parseRecord<StoredSession>(kv) : undefined);
     if (rec === undefined || rec.kind !== 'primary') return false;
     this.#sessions.delete(primaryHash);
     this.#ended.set(primaryHash, Number.MAX_SAFE_INTEGER);
@@ -322,7 +370,7 @@ export class SessionManager {
   primaryOf(cookie: string | undefined): string | undefined {
     if (cookie === undefined || !isSecretShape(cookie)) return undefined;
     const hash = sha256hex(cookie);
-    const rec = this.#sessions.get(hash)?.rec;
+    const rec = this.#sessions.get(hash);
     return rec === undefined ? undefined : rec.kind === 'alias' ? rec.primary : hash;
   }
 

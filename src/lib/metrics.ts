@@ -1,5 +1,5 @@
 // Prometheus metrics, one registry per gateway instance (tests build several in one process).
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -41,4 +41,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Gatew
       registers: [registry],
     }),
   };
+}
+
+/** A gauge whose value is read when /metrics is scraped. */
+export function gaugeOf(m: GatewayMetrics, name: string, help: string, value: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [m.registry],
+    collect() {
+      this.set(value());
+    },
+  });
 }
