@@ -90,8 +90,9 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-export async function startGateway(env: Env, o: GatewayOptions = {}): Promise<Gateway> {
-  const text_ = [
+/** The gateway's config file text (listeners on port 0: the OS picks them). */
+export function configText(env: Env, o: GatewayOptions = {}): string {
+  return [
     'trustDomain: example.org',
     `replicaId: ${o.replicaId ?? 'h-a'}`,
     'store: { kind: embedded, path: ./data }',
@@ -109,7 +110,10 @@ export async function startGateway(env: Env, o: GatewayOptions = {}): Promise<Ga
     `  - { host: login.example.org, namespace: payments, service: api, upstream: "${env.upstream.url}" }`,
     '',
   ].join('\n');
-  const config = parseConfig(text_, path.join(env.dir, 'gatehouse.yaml'));
+}
+
+export async function startGateway(env: Env, o: GatewayOptions = {}): Promise<Gateway> {
+  const config = parseConfig(configText(env, o), path.join(env.dir, 'gatehouse.yaml'));
   const bus = await openBus({ kind: 'memory' });
   const app = await buildApp(config, { store: env.store, bus, clock: env.clock });
   const human = app.human!.app;
