@@ -28,7 +28,8 @@ export const META_NEXT_LEASE = 'nextLease';
  * file pages are then resident several times over (640 MB of RSS for a 282 MB file). On 32-bit
  * systems lmdb-js's own default (chunked remapping) applies.
  */
-export const DEFAULT_MAP_SIZE: number | undefined = arch().endsWith('32') ? undefined : 16 * 2 ** 30;
+const ARCH_64 = new Set(['x64', 'arm64', 'ppc64', 's390x', 'riscv64', 'loong64', 'mips64el']);
+export const DEFAULT_MAP_SIZE: number | undefined = ARCH_64.has(arch()) ? 16 * 2 ** 30 : undefined;
 
 /**
  * B-tree pages are not stored in key order, so the kernel's read-ahead around a page fault
