@@ -11,8 +11,9 @@
 // falls once V8's memory reducer has run (some 40 s after start, when idle), so it is read 3 s
 // after /readyz and again BENCH_SETTLE_S (60) seconds later.
 //
-// The gateway runs as `node bin/gatehouse.js serve` (the TypeScript sources through tsx, as
-// `npm start` in a clone); BENCH_GATEHOUSE_MAIN=dist/main.js runs the build (`npm run build`).
+// The gateway runs as `npm start` runs it: `node dist/main.js serve`, built first (`npm run
+// build`). BENCH_GATEHOUSE_MAIN=bin/gatehouse.js runs the TypeScript sources through tsx instead,
+// as the `gatehouse` CLI does in a clone.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
@@ -26,7 +27,7 @@ const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 100_000);
 /** Enrolled people the sessions belong to (each signs in many times). */
 const USERS = Number(process.env.BENCH_SESSIONS_USERS ?? 20);
 const SETTLE_S = Number(process.env.BENCH_SETTLE_S ?? 60);
-const MAIN = path.resolve(import.meta.dirname, '..', process.env.BENCH_GATEHOUSE_MAIN ?? 'bin/gatehouse.js');
+const MAIN = path.resolve(import.meta.dirname, '..', process.env.BENCH_GATEHOUSE_MAIN ?? 'dist/main.js');
 const HOST = 'login.example.org';
 const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36';
 const print = (o: Record<string, unknown>): void => console.log(JSON.stringify({ bench: 'sessions-memory', ...o }));
@@ -156,6 +157,8 @@ async function measure(configFile: string, sample: string[], pageCache: 'warm' |
   }
 }
 
+// the build runs what the sources say now, not whatever dist/ held
+if (process.env.BENCH_GATEHOUSE_MAIN === undefined) execFileSync('npm', ['run', '-s', 'build'], { cwd: path.join(import.meta.dirname, '..'), stdio: 'inherit' });
 const env = await makeEnv();
 try {
   const t0 = performance.now();
