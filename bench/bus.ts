@@ -8,6 +8,7 @@ import { openMemoryBus } from '../src/bus/memory.js';
 import { openNatsBus } from '../src/bus/nats.js';
 import type { Bus } from '../src/bus/types.js';
 import { startNats } from '../test/helpers/nats.js';
+import { percentile } from './lib/stats.js';
 
 const N = Number(process.env.BENCH_N ?? 2_000);
 const THROUGHPUT_N = Number(process.env.BENCH_THROUGHPUT_N ?? 20_000);
@@ -16,10 +17,6 @@ const WINDOW = 256;
 const WARMUP = 200;
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
 
 function emit(impl: string, op: string, samplesUs: number[], extra: Record<string, number> = {}): void {
   const sorted = [...samplesUs].sort((a, b) => a - b);

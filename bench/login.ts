@@ -2,28 +2,24 @@
 // whole login, session lookup per proxied request, and memory with 100,000 live sessions.
 // The gateway runs in this process (fastify inject: no network), on the embedded store, with
 // a software authenticator (ES256) from the tests.
-import { readFileSync } from 'node:fs';
 import { SoftAuthenticator } from '../test/authenticate/soft-authenticator.js';
 import { makeEnv, startGateway, enroll, jar, totp, type Enrolled } from '../test/authenticate/harness.js';
 import { SESSION_COOKIE } from '../src/authenticate/types.js';
 import { loginFloor } from './lib/login-floor.js';
+import { memoryStatus, percentileOf } from './lib/stats.js';
 
 const USERS = Number(process.env.BENCH_LOGIN_USERS ?? 200);
 /** Logins run first and not counted: V8 compiles the hot paths during these. */
 const WARMUP = Number(process.env.BENCH_LOGIN_WARMUP ?? 50);
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 100_000);
 const print = (o: Record<string, unknown>): void => console.log(JSON.stringify({ bench: 'login', ...o }));
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
-};
+const pct = percentileOf;
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 const mb = (): number => Math.round((process.memoryUsage().rss / 1024 / 1024) * 10) / 10;
 /** RSS split: anonymous (heap, buffers) vs file-backed (LMDB's memory map, code). */
 function rssSplit(): { rssAnonMB: number; rssFileMB: number } {
-  const status = readFileSync('/proc/self/status', 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
-  return { rssAnonMB: Math.round(kb('RssAnon') / 102.4) / 10, rssFileMB: Math.round(kb('RssFile') / 102.4) / 10 };
+  const s = memoryStatus();
+  return { rssAnonMB: Math.round(s.RssAnon / 104857.6) / 10, rssFileMB: Math.round(s.RssFile / 104857.6) / 10 };
 }
 
 const env = await makeEnv();

@@ -11,6 +11,7 @@ import { casbinAllows, casbinEnforcer } from '../src/authorize/casbin.js';
 import { stateFromPolicies } from '../src/authorize/compile.js';
 import { decide } from '../src/authorize/decide.js';
 import { Rng, randomPolicies, randomRequest, universe } from '../test/authorize/random.js';
+import { percentile } from './lib/stats.js';
 
 const SIZES = (process.env.BENCH_POLICY_SIZES ?? '1000,10000,100000').split(',').map(Number);
 const CALLS = Number(process.env.BENCH_POLICY_CALLS ?? 200_000);
@@ -18,10 +19,6 @@ const SEED = Number(process.env.BENCH_POLICY_SEED ?? 20260101);
 const TARGET_P99: Record<number, number> = { 10_000: 20, 100_000: 50 };
 
 const nowNs = (): bigint => process.hrtime.bigint();
-
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
 
 function stats(samplesUs: Float64Array): { p50us: number; p99us: number; meanUs: number; maxUs: number } {
   const sorted = Float64Array.from(samplesUs).sort();

@@ -22,6 +22,7 @@ import { makeEnv, startGateway, configText, enroll, login, type Env } from '../t
 import { waitFor } from '../test/helpers/programs.js';
 import { SESSION_COOKIE, USERS_PREFIX, type UserRecord } from '../src/authenticate/types.js';
 import { json } from '../src/store/index.js';
+import { memoryStatus } from './lib/stats.js';
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 100_000);
 /** Enrolled people the sessions belong to (each signs in many times). */
@@ -72,12 +73,6 @@ async function writeSessions(env: Env): Promise<string[]> {
   }
 }
 
-function status(pid: number): Record<'VmRSS' | 'RssAnon' | 'RssFile' | 'VmHWM', number> {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(s)?.[1] ?? NaN) * 1024;
-  return { VmRSS: kb('VmRSS'), RssAnon: kb('RssAnon'), RssFile: kb('RssFile'), VmHWM: kb('VmHWM') };
-}
-
 /** Resident bytes of the process's mappings of the store file. */
 function storeResident(pid: number): number {
   let total = 0;
@@ -122,9 +117,9 @@ async function measure(configFile: string, sample: string[], pageCache: 'warm' |
     if (served !== sample.length) throw new Error(`only ${served} of ${sample.length} sample cookies were served: ${codes.join(',')}`);
     const sleep = (ms: number): Promise<unknown> => new Promise((r) => setTimeout(r, ms));
     await sleep(3_000);
-    const early = status(pid);
+    const early = memoryStatus(pid);
     await sleep(SETTLE_S * 1000);
-    const s = status(pid);
+    const s = memoryStatus(pid);
     const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
     print({
       op: 'memory',

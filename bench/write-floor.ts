@@ -15,6 +15,8 @@ import path from 'node:path';
 import Fastify from 'fastify';
 import { open } from 'lmdb';
 import { openEmbeddedStore } from '../src/store/embedded/index.js';
+import { timeThree } from './lib/login-floor.js';
+import { percentile } from './lib/stats.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1_500);
 const WARMUP = 100;
@@ -24,6 +26,7 @@ const store = await openEmbeddedStore({ kind: 'embedded', path: storeDir });
 const root = open({ path: lmdbDir, maxDbs: 2, overlappingSync: true, noSync: false, useWritemap: false, encoding: 'binary', keyEncoding: 'binary' });
 const db = root.openDB<Buffer, Buffer>({ name: 'floor', encoding: 'binary', keyEncoding: 'binary' });
 const value = Buffer.alloc(300, 1);
+const payload = { pad: 'x'.repeat(200) };
 const variants = ['inject', 'lmdb-async', 'lmdb-sync', 'store', 'fdatasync'] as const;
 const fd = openSync(path.join(lmdbDir, 'fsync.bin'), 'w');
 const page = Buffer.alloc(8192, 7);
@@ -60,18 +63,12 @@ app.post<{ Params: { v: Variant } }>('/:v', async (req) => {
 });
 await app.ready();
 
-const pct = (xs: number[], p: number): number => Math.round(xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! * 1000) / 1000;
+const pct = (sorted: number[], p: number): number => Math.round(percentile(sorted, p) * 1000) / 1000;
 const times = new Map<Variant, number[]>(variants.map((v) => [v, []]));
 try {
   for (let i = 0; i < WARMUP + ROUNDS; i++) {
     for (const v of variants) {
-      let us = 0;
-      for (let j = 0; j < 3; j++) {
-        const t0 = performance.now();
-        const res = await app.inject({ method: 'POST', url: `/${v}`, payload: { pad: 'x'.repeat(200) } });
-        us += (performance.now() - t0) * 1000;
-        if (res.statusCode !== 200) throw new Error(res.body);
-      }
+      const us = await timeThree(app, `/${v}`, payload);
       if (i >= WARMUP) times.get(v)!.push(us);
     }
   }

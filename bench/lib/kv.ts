@@ -9,6 +9,7 @@
 //   txn-batched puts grouped into transactions (`opsPerTxn`), `inFlight` txns; ops/s per put, latency per txn
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../../src/store/types.js';
+import { percentile } from './stats.js';
 
 export interface KvFigure {
   bench: 'store';
@@ -34,11 +35,6 @@ export interface MeasureOptions {
 }
 
 const WARMUP = 200;
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 function round(x: number): number {
   return Math.round(x * 10) / 10;
