@@ -89,21 +89,13 @@ export async function openTokenService(options: TokenServiceOptions): Promise<To
     },
   });
   try {
+    const common = { ring, clock: options.clock, issuer, ...(options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize }) };
     minter = new Minter({
-      ring,
-      clock: options.clock,
-      issuer,
+      ...common,
       ...(options.ttlSeconds === undefined ? {} : { ttlSeconds: options.ttlSeconds }),
       ...(options.random === undefined ? {} : { random: options.random }),
-      ...(options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize }),
     });
-    verifier = new Verifier({
-      ring,
-      clock: options.clock,
-      issuer,
-      ...(options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize }),
-      ...(options.isRevoked === undefined ? {} : { isRevoked: options.isRevoked }),
-    });
+    verifier = new Verifier({ ...common, ...(options.isRevoked === undefined ? {} : { isRevoked: options.isRevoked }) });
   } catch (err) {
     await ring.close();
     throw err;

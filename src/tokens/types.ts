@@ -1,4 +1,7 @@
 // Types and constants shared by the token operations (see DESIGN.md, "Tokens").
+// What a token is (claims, typ, size and lifetime limits) is defined once, in the SDK's
+// token-checks.ts, which imports nothing from the gateway.
+import { MAX_TOKEN_BYTES, MAX_TTL_SECONDS, TOKEN_TYP, type GatehouseClaims } from '../sdk/token-checks.js';
 
 /** Where signing keys live in the store: one key per kid, each bound to a lease that ends at its expireAt. */
 export const SIGNING_KEY_PREFIX = '/gatehouse/keys/signing/';
@@ -9,11 +12,11 @@ export const TOKEN_LIMITS = {
   /** Default token lifetime (DESIGN.md: 5 minutes). */
   defaultTtlSeconds: 300,
   /** Longest lifetime anyone may mint; keys stay published this long after they stop signing. */
-  maxTtlSeconds: 900,
+  maxTtlSeconds: MAX_TTL_SECONDS,
   /** Clock skew tolerated on exp / nbf (and added to a retired key's grace). */
   clockSkewSeconds: 30,
   /** Tokens longer than this are refused before they are parsed. */
-  maxTokenBytes: 8192,
+  maxTokenBytes: MAX_TOKEN_BYTES,
   /** Default rotation period. */
   rotateAfterMs: 24 * 3_600_000,
   /** A new key is published this long before it signs, so verifiers holding a cached JWKS see it first. */
@@ -22,8 +25,7 @@ export const TOKEN_LIMITS = {
   jwksMaxAgeSeconds: 300,
 } as const;
 
-/** The JWT header `typ` (RFC 9068 access tokens): keeps other JWS from being accepted as tokens. */
-export const TOKEN_TYP = 'at+jwt';
+export { TOKEN_TYP };
 
 /** A public Ed25519 JWK as published. */
 export interface PublicJwk {
@@ -92,23 +94,8 @@ export interface MintedToken {
   cached: boolean;
 }
 
-/** The claims of a verified token. */
-export interface TokenClaims {
-  iss: string;
-  sub: string;
-  aud: string;
-  ns: string;
-  roles: readonly string[];
-  amr?: readonly string[];
-  acr?: string;
-  sid?: string;
-  cnf?: { 'x5t#S256': string };
-  jti: string;
-  /** Seconds since the epoch. */
-  iat: number;
-  nbf: number;
-  exp: number;
-}
+/** The claims of a verified token (the SDK's type: one definition for both verifiers). */
+export type TokenClaims = GatehouseClaims;
 
 export interface VerifyOptions {
   /** The audience this verifier serves (an upstream's SPIFFE ID). */

@@ -151,6 +151,7 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
   { name: 'lifetime longer than 900 s', code: 'ERR_TOKEN_INVALID', token: (c) => { const t = Math.floor(c.now / SECONDS); return validToken(c, { exp: t + 3600 }); } },
   { name: 'exp as a string', code: 'ERR_TOKEN_INVALID', token: (c) => validToken(c, { exp: String(Math.floor(c.now / SECONDS) + 300) }) },
   { name: 'no exp', code: 'ERR_TOKEN_INVALID', token: (c) => validToken(c, { exp: undefined }) },
+  { name: 'exp not a whole number of seconds', code: 'ERR_TOKEN_INVALID', token: (c) => validToken(c, { exp: Math.floor(c.now / SECONDS) + 300.5 }) },
 
   // --- who it is for
   { name: 'wrong audience', code: 'ERR_TOKEN_AUDIENCE', token: (c) => validToken(c, { aud: 'spiffe://gatehouse.test/ns/payments/sa/other' }) },
