@@ -6,7 +6,7 @@ import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
 import type { Store } from '../store/index.js';
 import type { AuditSink } from '../contracts/audit.js';
-import { queryAudit, parseTime, type AuditFilters } from '../audit/index.js';
+import { AUDIT_FILTER_FIELDS, queryAudit, parseTime, type AuditFilters } from '../audit/index.js';
 
 export const AUDIT_API_PATH = '/.gatehouse/admin/api/audit';
 export const AUDIT_READER_ROLES = ['security-auditor', 'security-admin'] as const;
@@ -23,8 +23,6 @@ export interface AuditApiDeps {
   caller(req: FastifyRequest): AuditApiCaller | GatehouseError;
 }
 
-const FILTERS = ['user', 'subject', 'namespace', 'service', 'outcome', 'action', 'replica'] as const;
-
 function str(q: Record<string, unknown>, k: string): string | undefined {
   const v = q[k];
   if (v === undefined) return undefined;
@@ -34,16 +32,14 @@ function str(q: Record<string, unknown>, k: string): string | undefined {
 
 export function parseAuditQuery(q: Record<string, unknown>, nowMs: number): { filters: AuditFilters; cursor?: string; limit: number } {
   const filters: AuditFilters = {};
-  for (const k of FILTERS) {
+  for (const k of AUDIT_FILTER_FIELDS) {
     const v = str(q, k);
     if (v !== undefined) filters[k] = v;
   }
   for (const k of ['since', 'until'] as const) {
     const v = str(q, k);
     if (v === undefined) continue;
-    const t = parseTime(v, nowMs);
-    if (!Number.isFinite(t)) throw new GatehouseError('ERR_BAD_REQUEST', `${k} must be an ISO time or a duration like 15m`);
-    filters[k] = t;
+    filters[k] = parseTime(v, nowMs); // ERR_BAD_REQUEST when it is not a time
   }
   const limitText = str(q, 'limit');
   const limit = limitText === undefined ? 100 : Number(limitText);

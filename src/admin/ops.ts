@@ -28,8 +28,21 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-export const STORE_OPS = {
-  'policy.apply': {
+/** One operation: parse checks what arrived (from the CLI or over HTTP), run applies it. */
+interface StoreOp<A> {
+  parse(args: unknown, by: string): A;
+  run(store: Store, args: A, clock: Clock, ctx: OpContext): Promise<unknown>;
+}
+
+/** Infers A from parse, so run's arguments are typed. */
+function op<A>(o: StoreOp<A>): StoreOp<A> {
+  return o;
+}
+
+const SERIAL = /^[A-Za-z0-9._:-]{1,64}$/;
+
+const STORE_OPS = {
+  'policy.apply': op({
     parse(args: unknown): PolicyApplyArgs {
       if (!isRecord(args) || !Array.isArray(args.sources) || args.sources.length > 1000) throw bad('sources must be a list');
       const sources = args.sources.map((s): PolicySource => {
@@ -41,8 +54,8 @@ export const STORE_OPS = {
     run(store: Store, args: PolicyApplyArgs): Promise<ApplyResult> {
       return applyPolicySources(store, args.sources);
     },
-  },
-  'cert.revoke': {
+  }),
+  'cert.revoke': op({
     parse(args: unknown): CertRevokeArgs {
       if (!isRecord(args) || typeof args.serial !== 'string') throw bad('serial is required');
       const serial = canonicalSerial(args.serial);
@@ -66,8 +79,8 @@ export const STORE_OPS = {
       const result = await revokeCertificate(store, { serial: args.serial, notAfter: new Date(Math.max(...candidates)), reason: args.reason, clock });
       return { ...result.record, created: result.created, recordExpiresAt: result.expiresAt.toISOString() };
     },
-  },
-  'user.add': {
+  }),
+  'user.add': op({
     parse(args: unknown): { id: string; roles: string[]; enrollmentTtlMs: number } {
       if (!isRecord(args) || !Array.isArray(args.roles) || args.roles.length > 100 || !args.roles.every((r) => typeof r === 'string')) throw bad('id and roles are required');
       return { id: assertUserId(args.id), roles: args.roles, enrollmentTtlMs: ttl(args.enrollmentTtlMs) };
@@ -76,8 +89,8 @@ export const STORE_OPS = {
       const { user, enrollment } = await addUser(store, { id: args.id, roles: parseRoles(args.roles), enrollmentTtlMs: args.enrollmentTtlMs }, clock);
       return { user, token: enrollment.token, expiresAt: new Date(enrollment.expiresAt).toISOString() };
     },
-  },
-  'user.enroll': {
+  }),
+  'user.enroll': op({
     parse(args: unknown): { id: string; enrollmentTtlMs: number } {
       if (!isRecord(args)) throw bad('id is required');
       return { id: assertUserId(args.id), enrollmentTtlMs: ttl(args.enrollmentTtlMs) };
@@ -89,16 +102,16 @@ export const STORE_OPS = {
       const enrollment = await issueEnrollment(store, args.id, { clock, ttlMs: args.enrollmentTtlMs });
       return { user, token: enrollment.token, expiresAt: new Date(enrollment.expiresAt).toISOString() };
     },
-  },
-  'user.list': {
+  }),
+  'user.list': op({
     parse(): Record<string, never> {
       return {};
     },
     async run(store: Store) {
       return { users: await listUsers(store) };
     },
-  },
-  'user.disable': {
+  }),
+  'user.disable': op({
     parse(args: unknown): { id: string } {
       if (!isRecord(args)) throw bad('id is required');
       return { id: assertUserId(args.id) };
@@ -106,12 +119,12 @@ export const STORE_OPS = {
     run(store: Store, args: { id: string }, clock: Clock) {
       return disableUser(store, args.id, clock);
     },
-  },
-  'totp.import': {
+  }),
+  'totp.import': op({
     parse(args: unknown): { tokens: SealedImport[] } {
       if (!isRecord(args) || !Array.isArray(args.tokens) || args.tokens.length > 100_000) throw bad('tokens must be a list');
       const tokens = args.tokens.map((t): SealedImport => {
-        if (!isRecord(t) || typeof t.serial !== 'string' || !/^[A-Za-z0-9._:-]{1,64}$/.test(t.serial) || typeof t.sealedSeed !== 'string' || !t.sealedSeed.startsWith('v1.')) throw bad('each token needs serial and sealedSeed');
+        if (!isRecord(t) || typeof t.serial !== 'string' || !SERIAL.test(t.serial) || typeof t.sealedSeed !== 'string' || !t.sealedSeed.startsWith('v1.')) throw bad('each token needs serial and sealedSeed');
         if ((t.digits !== 6 && t.digits !== 8) || (t.period !== 30 && t.period !== 60) || !['sha1', 'sha256', 'sha512'].includes(String(t.algorithm))) throw bad('digits 6|8, period 30|60, algorithm sha1|sha256|sha512');
         return { serial: t.serial, sealedSeed: t.sealedSeed, digits: t.digits, period: t.period, algorithm: t.algorithm as SealedImport['algorithm'] };
       });
@@ -120,18 +133,18 @@ export const STORE_OPS = {
     run(store: Store, args: { tokens: SealedImport[] }, clock: Clock) {
       return importTokens(store, args.tokens, clock);
     },
-  },
-  'totp.assign': {
+  }),
+  'totp.assign': op({
     parse(args: unknown): { serial: string; user: string } {
-      if (!isRecord(args) || typeof args.serial !== 'string' || !/^[A-Za-z0-9._:-]{1,64}$/.test(args.serial)) throw bad('serial is required');
+      if (!isRecord(args) || typeof args.serial !== 'string' || !SERIAL.test(args.serial)) throw bad('serial is required');
       return { serial: args.serial, user: assertUserId(args.user) };
     },
     async run(store: Store, args: { serial: string; user: string }, clock: Clock) {
       const r = await assignToken(store, args.serial, args.user, clock);
       return { serial: r.serial, user: r.userId };
     },
-  },
-  'revoke': {
+  }),
+  'revoke': op({
     parse(args: unknown, by: string): RevokeRequest {
       return parseRevokeRequest(args, by);
     },
@@ -139,8 +152,8 @@ export const STORE_OPS = {
       const r = await revoke(store, ctx.bus, args, clock);
       return { ...r.record, created: r.created, key: r.key, published: r.published, sessionsEnded: r.sessionsEnded };
     },
-  },
-} as const;
+  }),
+};
 
 /** What an operation may use besides the store: the bus (revocation broadcasts) and who asked. */
 export interface OpContext {
@@ -161,25 +174,6 @@ export function isStoreOpName(name: string): name is StoreOpName {
 
 /** Validates the arguments and runs the operation on the store. */
 export async function runStoreOp(name: StoreOpName, store: Store, args: unknown, clock: Clock, ctx: OpContext = {}): Promise<unknown> {
-  switch (name) {
-    case 'policy.apply':
-      return STORE_OPS[name].run(store, STORE_OPS[name].parse(args));
-    case 'cert.revoke':
-      return STORE_OPS[name].run(store, STORE_OPS[name].parse(args), clock);
-    case 'user.add':
-      return STORE_OPS[name].run(store, STORE_OPS[name].parse(args), clock);
-    case 'user.enroll':
-      return STORE_OPS[name].run(store, STORE_OPS[name].parse(args), clock);
-    case 'user.list':
-      STORE_OPS[name].parse();
-      return STORE_OPS[name].run(store);
-    case 'user.disable':
-      return STORE_OPS[name].run(store, STORE_OPS[name].parse(args), clock);
-    case 'totp.import':
-      return STORE_OPS[name].run(store, STORE_OPS[name].parse(args), clock);
-    case 'totp.assign':
-      return STORE_OPS[name].run(store, STORE_OPS[name].parse(args), clock);
-    case 'revoke':
-      return STORE_OPS[name].run(store, STORE_OPS[name].parse(args, ctx.by ?? 'cli'), clock, ctx);
-  }
+  const o: StoreOp<unknown> = STORE_OPS[name];
+  return o.run(store, o.parse(args, ctx.by ?? 'cli'), clock, ctx);
 }

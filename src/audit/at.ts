@@ -1,7 +1,7 @@
 // "Who could reach what at that moment": the store as it was at a revision (MVCC reads), and
 // a time mapped to a revision through the checkpoints' {time, storeRevision} pairs.
 import { GatehouseError, isGatehouseError } from '../errors.js';
-import { text, type KeyValue, type Store } from '../store/index.js';
+import { rangePages, text, type KeyValue, type Store } from '../store/index.js';
 import { CHECKPOINT_PREFIX } from './chain.js';
 import type { CheckpointPayload } from './checkpoint.js';
 
@@ -40,10 +40,8 @@ export async function revisionAt(store: Store, timeMs: number): Promise<TimeMapp
   let best: TimeMapping | undefined;
   let bestT = -Infinity;
   let next: { revision: number; time: string; t: number } | undefined;
-  let start = CHECKPOINT_PREFIX;
-  for (;;) {
-    const page = await store.range({ start, end: CHECKPOINT_PREFIX.slice(0, -1) + '0' }, { limit: 1000 });
-    for (const kv of page.kvs) {
+  for await (const page of rangePages(store, { prefix: CHECKPOINT_PREFIX }, { limit: 1000 })) {
+    for (const kv of page) {
       const p = payloadOf(text(kv.value));
       if (p === undefined) continue;
       const t = Date.parse(p.time);
@@ -52,9 +50,6 @@ export async function revisionAt(store: Store, timeMs: number): Promise<TimeMapp
         best = { revision: p.storeRevision, observedAt: p.time, checkpoint: text(kv.key) };
       } else if (t > timeMs && (next === undefined || t < next.t)) next = { revision: p.storeRevision, time: p.time, t };
     }
-    const last = page.kvs.at(-1);
-    if (!page.more || last === undefined) break;
-    start = `${text(last.key)}\0`;
   }
   if (best === undefined) throw new GatehouseError('ERR_AUDIT_TIME_UNMAPPED', `no audit checkpoint was signed at or before ${new Date(timeMs).toISOString()}; give a store revision instead`);
   return next === undefined ? best : { ...best, next: { revision: next.revision, time: next.time } };
@@ -79,14 +74,8 @@ export interface StateAt {
 
 async function rangeAt(store: Store, prefix: string, revision: number): Promise<KeyValue[]> {
   const out: KeyValue[] = [];
-  let start = prefix;
-  for (;;) {
-    const page = await store.range({ start, end: prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1) }, { limit: 1000, revision });
-    out.push(...page.kvs);
-    const last = page.kvs.at(-1);
-    if (!page.more || last === undefined) return out;
-    start = `${text(last.key)}\0`;
-  }
+  for await (const page of rangePages(store, { prefix }, { limit: 1000, revision })) out.push(...page);
+  return out;
 }
 
 function parse(kv: KeyValue): Record<string, unknown> | undefined {

@@ -36,6 +36,11 @@ export function checkpointKey(replica: string, seq: number): string {
   return `${CHECKPOINT_PREFIX}${replica}/${pad(seq)}`;
 }
 
+/** Every key of one chain under prefix (AUDIT_PREFIX or CHECKPOINT_PREFIX), from seq `from` on. */
+export function chainRange(prefix: string, chain: string, from?: number): { start: string; end: string } {
+  return { start: from === undefined ? `${prefix}${chain}/` : `${prefix}${chain}/${pad(from)}`, end: `${prefix}${chain}0` }; // '/' + 1
+}
+
 export function chainHash(prev: string, canonicalEvent: string): string {
   return createHash('sha256').update(prev, 'latin1').update(canonicalEvent, 'utf8').digest('hex');
 }

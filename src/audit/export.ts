@@ -24,6 +24,17 @@ function severityOf(e: AuditEvent): number {
 const cefHeader = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/[\r\n]/g, ' ');
 const cefValue = (v: string): string => v.replace(/\\/g, '\\\\').replace(/=/g, '\\=').replace(/\r/g, '\\r').replace(/\n/g, '\\n');
 
+// CEF's custom fields: each carries its value and a label naming it (both only when the event has it).
+const CEF_CUSTOM = [
+  ['cs1', 'namespace', 'gatehouse.namespace'],
+  ['cs2', 'service', 'gatehouse.service'],
+  ['cs3', 'subject', 'gatehouse.subject'],
+  ['cs4', 'rule', 'gatehouse.rule'],
+  ['cs5', 'requestId', 'gatehouse.request_id'],
+  ['cs6', 'errorCode', 'gatehouse.error_code'],
+  ['cn1', 'status', 'http.response.status_code'],
+] as const;
+
 /** One CEF:0 line (ArcSight "Implementing ArcSight CEF", rev. 25). */
 export function formatCef(h: AuditHit): string {
   const e = h.event;
@@ -38,20 +49,10 @@ export function formatCef(h: AuditHit): string {
     ['reason', e['event.reason']],
     ['externalId', `${h.replica}/${h.seq}`],
     ['dvchost', h.replica],
-    ['cs1Label', e['gatehouse.namespace'] !== undefined ? 'namespace' : undefined],
-    ['cs1', e['gatehouse.namespace']],
-    ['cs2Label', e['gatehouse.service'] !== undefined ? 'service' : undefined],
-    ['cs2', e['gatehouse.service']],
-    ['cs3Label', e['gatehouse.subject'] !== undefined ? 'subject' : undefined],
-    ['cs3', e['gatehouse.subject']],
-    ['cs4Label', e['gatehouse.rule'] !== undefined ? 'rule' : undefined],
-    ['cs4', e['gatehouse.rule']],
-    ['cs5Label', e['gatehouse.request_id'] !== undefined ? 'requestId' : undefined],
-    ['cs5', e['gatehouse.request_id']],
-    ['cs6Label', e['gatehouse.error_code'] !== undefined ? 'errorCode' : undefined],
-    ['cs6', e['gatehouse.error_code']],
-    ['cn1Label', e['http.response.status_code'] !== undefined ? 'status' : undefined],
-    ['cn1', e['http.response.status_code']],
+    ...CEF_CUSTOM.flatMap(([field, label, value]): [string, string | number | undefined][] => [
+      [`${field}Label`, e[value] !== undefined ? label : undefined],
+      [field, e[value]],
+    ]),
   ];
   const extension = ext
     .filter((kv): kv is [string, string | number] => kv[1] !== undefined)

@@ -11,6 +11,6 @@ export { canonicalJson } from './lib/canonical-json.js';
 export { auditKeysJwks, ensureAuditKey, AUDIT_KEYS_PATH, AUDIT_KEY_PREFIX, type AuditPublicJwk } from './audit-key.js';
 export { signCheckpoint, verifyCheckpoint, type CheckpointPayload } from './checkpoint.js';
 export { verifyAudit, describeChain, listChains, type VerifyReport, type ChainReport, type ChainBreak, type BreakKind } from './verify.js';
-export { queryAudit, queryAll, parseTime, matches, type AuditFilters, type AuditHit, type QueryPage } from './query.js';
+export { AUDIT_FILTER_FIELDS, queryAudit, queryAll, parseTime, matches, type AuditFilters, type AuditHit, type QueryPage } from './query.js';
 export { formatCef, formatSyslog, octetFrame, jsonLine, connectSyslog, SD_ID, type SyslogTarget } from './export.js';
 export { revisionAt, stateAt, type StateAt, type TimeMapping } from './at.js';

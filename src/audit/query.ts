@@ -3,8 +3,11 @@
 import { GatehouseError } from '../errors.js';
 import { text, type Store } from '../store/index.js';
 import type { AuditEvent } from '../contracts/audit.js';
-import { AUDIT_PREFIX, auditKey, decodeRecord, parseChainKey } from './chain.js';
+import { AUDIT_PREFIX, auditKey, chainRange, decodeRecord, parseChainKey } from './chain.js';
 import { listChains } from './verify.js';
+
+/** The filters that match one event field exactly (action also by prefix). */
+export const AUDIT_FILTER_FIELDS = ['user', 'subject', 'namespace', 'service', 'outcome', 'action', 'replica'] as const;
 
 export interface AuditFilters {
   /** ms since the epoch, inclusive. */
@@ -134,7 +137,7 @@ class ChainReader {
   }
 
   async fill(): Promise<void> {
-    const page = await this.store.range({ start: auditKey(this.replica, this.next), end: `${AUDIT_PREFIX}${this.replica}0` }, { limit: PAGE });
+    const page = await this.store.range(chainRange(AUDIT_PREFIX, this.replica, this.next), { limit: PAGE });
     for (const kv of page.kvs) {
       const k = parseChainKey(text(kv.key), AUDIT_PREFIX);
       const rec = decodeRecord(kv);

@@ -2,8 +2,8 @@
 // checks seq continuity, prev links and hashes, every checkpoint's signature and that it
 // matches the chain at its seq, and names the first break of each chain precisely.
 import type { KeyObject } from 'node:crypto';
-import { text, type KeyValue, type Store } from '../store/index.js';
-import { AUDIT_PREFIX, CHECKPOINT_PREFIX, GENESIS, auditKey, decodeRecord, parseChainKey, recomputeHash } from './chain.js';
+import { rangePages, text, type KeyValue, type Store } from '../store/index.js';
+import { AUDIT_PREFIX, CHECKPOINT_PREFIX, GENESIS, auditKey, chainRange, decodeRecord, parseChainKey, recomputeHash } from './chain.js';
 import { auditKeysJwks, type AuditPublicJwk } from './audit-key.js';
 import { publicKeyMap, verifyCheckpoint } from './checkpoint.js';
 
@@ -79,11 +79,8 @@ interface Checkpoints {
 
 async function loadCheckpoints(store: Store, replica: string, keys: ReadonlyMap<string, KeyObject>): Promise<Checkpoints> {
   const out: Checkpoints = { hashes: new Map(), count: 0, lastSeq: 0, badSignature: undefined };
-  const prefix = `${CHECKPOINT_PREFIX}${replica}/`;
-  let start = prefix;
-  for (;;) {
-    const page = await store.range({ start, end: `${CHECKPOINT_PREFIX}${replica}0` }, { limit: 1000 });
-    for (const kv of page.kvs) {
+  for await (const page of rangePages(store, chainRange(CHECKPOINT_PREFIX, replica), { limit: 1000 })) {
+    for (const kv of page) {
       const k = parseChainKey(keyText(kv), CHECKPOINT_PREFIX);
       const seq = k?.seq ?? 0;
       const check = await verifyCheckpoint(text(kv.value), keys);
@@ -98,10 +95,8 @@ async function loadCheckpoints(store: Store, replica: string, keys: ReadonlyMap<
         out.lastSeq = Math.max(out.lastSeq, seq);
       }
     }
-    const last = page.kvs.at(-1);
-    if (!page.more || last === undefined) return out;
-    start = `${keyText(last)}\0`;
   }
+  return out;
 }
 
 interface Walked {
@@ -139,11 +134,8 @@ async function verifyChain(store: Store, replica: string, keys: ReadonlyMap<stri
   const brk = (seq: number, kind: BreakKind, detail: string): void => {
     found = { replica, seq, kind, detail };
   };
-  let start = `${AUDIT_PREFIX}${replica}/`;
-  const end = `${AUDIT_PREFIX}${replica}0`;
-  walk: for (;;) {
-    const page = await store.range({ start, end }, { limit: pageSize });
-    for (const kv of page.kvs) {
+  walk: for await (const page of rangePages(store, chainRange(AUDIT_PREFIX, replica), { limit: pageSize })) {
+    for (const kv of page) {
       const key = keyText(kv);
       const k = parseChainKey(key, AUDIT_PREFIX);
       if (k === undefined || k.replica !== replica) {
@@ -184,10 +176,7 @@ async function verifyChain(store: Store, replica: string, keys: ReadonlyMap<stri
       expected = ks + 1;
       records++;
     }
-    progress(page.kvs.length);
-    const last = page.kvs.at(-1);
-    if (!page.more || last === undefined) break;
-    start = `${keyText(last)}\0`;
+    progress(page.length);
   }
   const lastSeq = expected - 1;
   if (found === undefined && cps.lastSeq > lastSeq) {

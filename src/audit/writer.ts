@@ -10,13 +10,13 @@
 //   chain in order once it answers again; a restarted writer replays the spool before new events.
 import { randomBytes, type KeyObject } from 'node:crypto';
 import type { Store, TxnOp, Compare } from '../store/index.js';
-import { LIMITS } from '../store/index.js';
+import { LIMITS, rangePages } from '../store/index.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import type { AuditEvent, AuditSink } from '../contracts/audit.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { canonicalJson } from './lib/canonical-json.js';
 import { Spool } from './lib/spool.js';
-import { AUDIT_PREFIX, CHECKPOINT_PREFIX, GENESIS, REPLICA_ID, auditKey, chainHash, checkpointKey, decodeRecord, encodeRecord, parseChainKey, recomputeHash } from './chain.js';
+import { AUDIT_PREFIX, CHECKPOINT_PREFIX, GENESIS, REPLICA_ID, auditKey, chainHash, chainRange, checkpointKey, decodeRecord, encodeRecord, parseChainKey, recomputeHash } from './chain.js';
 import { ensureAuditKey, type AuditSigningKey } from './audit-key.js';
 import { signCheckpoint } from './checkpoint.js';
 
@@ -336,11 +336,8 @@ export class AuditWriter implements AuditSink {
       }
     }
     let pending = await spool.read(offset, 512);
-    let start = auditKey(h.chain, h.afterSeq + 1);
-    const end = `${AUDIT_PREFIX}${h.chain}0`; // '/' + 1
-    for (;;) {
-      const page = await this.#store.range({ start, end }, { limit: 512 });
-      for (const kv of page.kvs) {
+    for await (const page of rangePages(this.#store, chainRange(AUDIT_PREFIX, h.chain, h.afterSeq + 1), { limit: 512 })) {
+      for (const kv of page) {
         const rec = decodeRecord(kv);
         if (pending.length === 0) pending = await spool.read(offset, 512);
         const line = pending[0];
@@ -350,10 +347,8 @@ export class AuditWriter implements AuditSink {
           pending.shift();
         }
       }
-      const lastKv = page.kvs.at(-1);
-      if (!page.more || lastKv === undefined) return offset;
-      start = `${Buffer.from(lastKv.key).toString('utf8')}\0`;
     }
+    return offset;
   }
 
   /** The next batch: alerts first, then the queue or the spool. undefined: wait (spool write in flight failed). */

@@ -4,8 +4,9 @@ import { loadConfig, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Store } from '../store/index.js';
 import { withStore } from './store-access.js';
-import { configOption, type Command } from './command.js';
+import { configOption, str, usageError, type ArgValues, type Command } from './command.js';
 import {
+  AUDIT_FILTER_FIELDS,
   verifyAudit,
   describeChain,
   queryAll,
@@ -20,9 +21,6 @@ import {
   type AuditPublicJwk,
 } from '../audit/index.js';
 
-type Values = Record<string, string | boolean | string[] | undefined>;
-
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
 /** The embedded store is locked while a gateway runs; audit reads need it (or etcd). */
 async function reading<T>(config: GatehouseConfig, fn: (s: Store) => Promise<T>): Promise<T> {
@@ -49,7 +47,7 @@ const filterOptions = {
   limit: { type: 'string' },
 } as const;
 
-function filtersFrom(values: Values, nowMs: number): { filters: AuditFilters; limit: number } {
+function filtersFrom(values: ArgValues, nowMs: number): { filters: AuditFilters; limit: number } {
   const f: AuditFilters = {};
   const time = (name: 'since' | 'until'): void => {
     const v = str(values[name]);
@@ -62,7 +60,7 @@ function filtersFrom(values: Values, nowMs: number): { filters: AuditFilters; li
   };
   time('since');
   time('until');
-  for (const k of ['user', 'subject', 'namespace', 'service', 'outcome', 'action', 'replica'] as const) {
+  for (const k of AUDIT_FILTER_FIELDS) {
     const v = str(values[k]);
     if (v !== undefined) f[k] = v;
   }
@@ -162,7 +160,7 @@ export const auditExportCommand: Command = {
   async run({ values }, io) {
     const format = String(values.format);
     const formatters = { jsonl: jsonLine, cef: formatCef, syslog: formatSyslog } as const;
-    if (!Object.hasOwn(formatters, format)) throw new GatehouseError('ERR_USAGE', `--format: jsonl | cef | syslog\nusage: ${this.usage}`);
+    if (!Object.hasOwn(formatters, format)) throw usageError(this, '--format: jsonl | cef | syslog');
     const fmt = formatters[format as keyof typeof formatters];
     const config = await loadConfig(String(values.config), io.env);
     const { filters, limit } = filtersFrom(values, Date.now());
@@ -197,7 +195,7 @@ export const auditAtCommand: Command = {
   options: { ...configOption },
   async run({ values, positionals }, io) {
     const what = positionals[0];
-    if (positionals.length !== 1 || what === undefined) throw new GatehouseError('ERR_USAGE', `expected one time or revision\nusage: ${this.usage}`);
+    if (positionals.length !== 1 || what === undefined) throw usageError(this, 'expected one time or revision');
     const config = await loadConfig(String(values.config), io.env);
     const out = await reading(config, async (s) => {
       if (/^\d+$/.test(what)) return { asked: what, ...(await stateAt(s, Number(what))) };
@@ -205,7 +203,7 @@ export const auditAtCommand: Command = {
       try {
         t = parseTime(what, Date.now());
       } catch (cause) {
-        throw new GatehouseError('ERR_USAGE', `${(cause as Error).message}\nusage: ${this.usage}`, { cause });
+        throw usageError(this, (cause as Error).message, cause);
       }
       const mapping = await revisionAt(s, t);
       return { asked: new Date(t).toISOString(), mapping, ...(await stateAt(s, mapping.revision)) };

@@ -8,18 +8,8 @@ import {
   writeCertificateFiles, type RevocationReason,
 } from '../pki/index.js';
 import { runOp, withStore } from './store-access.js';
-import { configOption, type Command } from './command.js';
+import { configOption, str, usageError, type ArgValues, type Command } from './command.js';
 
-type Values = Record<string, string | boolean | string[] | undefined>;
-
-function usage(message: string, cmd: Command): GatehouseError {
-  return new GatehouseError('ERR_USAGE', `${message}\nusage: ${cmd.usage}`);
-}
-
-function str(values: Values, name: string): string | undefined {
-  const v = values[name];
-  return typeof v === 'string' ? v : undefined;
-}
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -30,8 +20,8 @@ export function parseDuration(input: string): number | undefined {
 }
 
 /** The config when --config was given (ca init and cert issue work without one). */
-async function givenConfig(values: Values, env: Readonly<Record<string, string | undefined>>): Promise<GatehouseConfig | undefined> {
-  const file = str(values, 'config');
+async function givenConfig(values: ArgValues, env: Readonly<Record<string, string | undefined>>): Promise<GatehouseConfig | undefined> {
+  const file = str(values.config);
   return file === undefined ? undefined : loadConfig(file, env);
 }
 
@@ -47,15 +37,15 @@ export const caInitCommand: Command = {
     config: { type: 'string', short: 'c' },
   },
   async run({ values, positionals }, io) {
-    if (positionals.length > 0) throw usage(`unexpected argument ${positionals[0]}`, this);
+    if (positionals.length > 0) throw usageError(this, `unexpected argument ${positionals[0]}`);
     const config = await givenConfig(values, io.env);
-    const dir = str(values, 'dir') ?? config?.pki.dir ?? './certs';
-    const trustDomain = str(values, 'trust-domain') ?? config?.trustDomain;
-    if (trustDomain === undefined) throw usage('--trust-domain is required (or --config naming trustDomain)', this);
-    if (!isTrustDomain(trustDomain)) throw usage(`--trust-domain must be a lowercase DNS name like example.org, got ${JSON.stringify(trustDomain)}`, this);
-    const daysText = str(values, 'validity-days');
+    const dir = str(values.dir) ?? config?.pki.dir ?? './certs';
+    const trustDomain = str(values['trust-domain']) ?? config?.trustDomain;
+    if (trustDomain === undefined) throw usageError(this, '--trust-domain is required (or --config naming trustDomain)');
+    if (!isTrustDomain(trustDomain)) throw usageError(this, `--trust-domain must be a lowercase DNS name like example.org, got ${JSON.stringify(trustDomain)}`);
+    const daysText = str(values['validity-days']);
     const validityDays = daysText === undefined ? 3650 : /^[1-9][0-9]{0,4}$/.test(daysText) ? Number(daysText) : NaN;
-    if (Number.isNaN(validityDays) || validityDays > 36_500) throw usage(`--validity-days must be a whole number from 1 to 36500, got ${JSON.stringify(daysText)}`, this);
+    if (Number.isNaN(validityDays) || validityDays > 36_500) throw usageError(this, `--validity-days must be a whole number from 1 to 36500, got ${JSON.stringify(daysText)}`);
     const ca = await initCa({ dir, trustDomain, validityDays });
     io.out(JSON.stringify({ ca: path.join(ca.dir ?? dir, CA_FILES.cert), trustDomain: ca.trustDomain, notAfter: ca.notAfter.toISOString() }));
     return 0;
@@ -75,25 +65,25 @@ export const certIssueCommand: Command = {
     config: { type: 'string', short: 'c' },
   },
   async run({ values, positionals }, io) {
-    if (positionals.length > 0) throw usage(`unexpected argument ${positionals[0]}`, this);
-    const namespace = str(values, 'namespace');
-    const service = str(values, 'service');
-    const out = str(values, 'out');
-    if (namespace === undefined || service === undefined || out === undefined) throw usage('--namespace, --service and --out are required', this);
-    if (!isDnsLabel(namespace)) throw usage(`--namespace must be a lowercase DNS label, got ${JSON.stringify(namespace)}`, this);
-    if (!isDnsLabel(service)) throw usage(`--service must be a lowercase DNS label, got ${JSON.stringify(service)}`, this);
-    const ttlText = str(values, 'ttl') ?? '24h';
+    if (positionals.length > 0) throw usageError(this, `unexpected argument ${positionals[0]}`);
+    const namespace = str(values.namespace);
+    const service = str(values.service);
+    const out = str(values.out);
+    if (namespace === undefined || service === undefined || out === undefined) throw usageError(this, '--namespace, --service and --out are required');
+    if (!isDnsLabel(namespace)) throw usageError(this, `--namespace must be a lowercase DNS label, got ${JSON.stringify(namespace)}`);
+    if (!isDnsLabel(service)) throw usageError(this, `--service must be a lowercase DNS label, got ${JSON.stringify(service)}`);
+    const ttlText = str(values.ttl) ?? '24h';
     const ttlMs = parseDuration(ttlText);
-    if (ttlMs === undefined) throw usage(`--ttl must be a duration like 90s, 15m, 24h or 7d, got ${JSON.stringify(ttlText)}`, this);
+    if (ttlMs === undefined) throw usageError(this, `--ttl must be a duration like 90s, 15m, 24h or 7d, got ${JSON.stringify(ttlText)}`);
 
     const config = await givenConfig(values, io.env);
-    const ca = await loadCa(str(values, 'dir') ?? config?.pki.dir ?? './certs');
+    const ca = await loadCa(str(values.dir) ?? config?.pki.dir ?? './certs');
     if (config !== undefined && config.trustDomain !== ca.trustDomain) {
       throw new GatehouseError('ERR_CONFIG_INVALID', `${config.source}: trustDomain ${config.trustDomain} differs from the CA's trust domain ${ca.trustDomain}`);
     }
     const now = systemClock.now();
     if (now + ttlMs > ca.notAfter.getTime()) {
-      throw usage(`--ttl ${ttlText} outlives the CA, which expires at ${ca.notAfter.toISOString()}`, this);
+      throw usageError(this, `--ttl ${ttlText} outlives the CA, which expires at ${ca.notAfter.toISOString()}`);
     }
     const issue = () => issueCertificate(ca, { namespace, service, ttlMs, clock: systemClock });
     // With a store, the certificate is indexed before anyone can hold it, so `cert revoke <serial>` can find it.
@@ -122,16 +112,16 @@ export const certRevokeCommand: Command = {
   },
   async run({ values, positionals }, io) {
     const serialText = positionals[0];
-    if (positionals.length !== 1 || serialText === undefined) throw usage('expected one serial', this);
+    if (positionals.length !== 1 || serialText === undefined) throw usageError(this, 'expected one serial');
     const serial = canonicalSerial(serialText);
-    if (serial === undefined) throw usage(`not a certificate serial (hex, at most 20 bytes): ${JSON.stringify(serialText.slice(0, 80))}`, this);
-    const reasonText = str(values, 'reason') ?? 'unspecified';
-    if (!Object.hasOwn(REVOCATION_REASONS, reasonText)) throw usage(`--reason must be one of ${Object.keys(REVOCATION_REASONS).join(', ')}`, this);
+    if (serial === undefined) throw usageError(this, `not a certificate serial (hex, at most 20 bytes): ${JSON.stringify(serialText.slice(0, 80))}`);
+    const reasonText = str(values.reason) ?? 'unspecified';
+    if (!Object.hasOwn(REVOCATION_REASONS, reasonText)) throw usageError(this, `--reason must be one of ${Object.keys(REVOCATION_REASONS).join(', ')}`);
     const reason = reasonText as RevocationReason;
-    const notAfterText = str(values, 'not-after');
+    const notAfterText = str(values['not-after']);
     const given = notAfterText === undefined ? undefined : new Date(notAfterText);
     if (notAfterText !== undefined && (!/^\d{4}-\d{2}-\d{2}T/.test(notAfterText) || Number.isNaN(given?.getTime()))) {
-      throw usage(`--not-after must be an ISO 8601 time like 2026-01-02T00:00:00Z, got ${JSON.stringify(notAfterText)}`, this);
+      throw usageError(this, `--not-after must be an ISO 8601 time like 2026-01-02T00:00:00Z, got ${JSON.stringify(notAfterText)}`);
     }
 
     const config = await loadConfig(String(values.config), io.env);

@@ -9,7 +9,7 @@ import { checkPolicies, compilePolicies, decide, formatIssue, readPolicyDir, typ
 import { casbinAllows, casbinEnforcer } from '../authorize/casbin.js';
 import { parseCases, runCases, type HostRoute, type PolicyCase } from '../authorize/cases.js';
 import { matchingRules, principalFromSpiffeId } from '../authorize/explain.js';
-import { configOption, type CliIO, type Command } from './command.js';
+import { configOption, str, usageError, type CliIO, type Command } from './command.js';
 
 const dirOption = { dir: { type: 'string', short: 'd', default: './policies' } } as const;
 
@@ -29,10 +29,6 @@ async function loadDir(dir: string, io: CliIO): Promise<PolicyState> {
 async function routesFrom(config: unknown, io: CliIO): Promise<HostRoute[] | undefined> {
   if (typeof config !== 'string') return undefined;
   return (await loadConfig(config, io.env)).routes;
-}
-
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' ? v : undefined;
 }
 
 export const policyCheckCommand: Command = {
@@ -55,7 +51,7 @@ export const policyTestCommand: Command = {
   usage: 'gatehouse policy test <cases.yaml...> [--dir policies] [--config gatehouse.yaml (to resolve to.host)]',
   options: { ...dirOption, config: { type: 'string', short: 'c' } },
   async run({ values, positionals }, io) {
-    if (positionals.length === 0) throw new GatehouseError('ERR_USAGE', `name at least one cases file\nusage: ${this.usage}`);
+    if (positionals.length === 0) throw usageError(this, 'name at least one cases file');
     const state = await loadDir(String(values.dir), io);
     const routes = await routesFrom(values.config, io);
     const issues: PolicyIssue[] = [];
@@ -103,28 +99,27 @@ export const policyExplainCommand: Command = {
     json: { type: 'boolean' },
   },
   async run({ values }, io) {
-    const usage = (msg: string): GatehouseError => new GatehouseError('ERR_USAGE', `${msg}\nusage: ${this.usage}`);
     const from = str(values.from);
     const roles = Array.isArray(values.role) ? values.role : [];
     const reqPath = str(values.path);
-    if (reqPath === undefined) throw usage('--path is required');
-    if ((from === undefined) === (roles.length === 0)) throw usage('give either --from (a SPIFFE ID) or --role');
+    if (reqPath === undefined) throw usageError(this, '--path is required');
+    if ((from === undefined) === (roles.length === 0)) throw usageError(this, 'give either --from (a SPIFFE ID) or --role');
     let namespace = str(values.namespace);
     let service = str(values.service);
     const host = str(values.host);
     if (host !== undefined) {
-      if (namespace !== undefined || service !== undefined) throw usage('give --host or --namespace/--service, not both');
+      if (namespace !== undefined || service !== undefined) throw usageError(this, 'give --host or --namespace/--service, not both');
       const routes = await routesFrom(values.config, io);
-      if (routes === undefined) throw usage('--host needs --config (its routes map hosts to namespace and service)');
+      if (routes === undefined) throw usageError(this, '--host needs --config (its routes map hosts to namespace and service)');
       const route = routes.find((r) => r.host.toLowerCase() === host.toLowerCase());
       if (route === undefined) throw new GatehouseError('ERR_NOT_FOUND', `no route for host ${host} in ${String(values.config)}`);
       ({ namespace, service } = route);
     }
-    if (namespace === undefined || service === undefined) throw usage('--namespace and --service (or --host) are required');
+    if (namespace === undefined || service === undefined) throw usageError(this, '--namespace and --service (or --host) are required');
     let principal: Principal;
     if (from !== undefined) {
       const p = principalFromSpiffeId(from);
-      if (p === undefined) throw usage(`--from must be a SPIFFE ID like spiffe://example.org/ns/frontend/sa/web, got ${from}`);
+      if (p === undefined) throw usageError(this, `--from must be a SPIFFE ID like spiffe://example.org/ns/frontend/sa/web, got ${from}`);
       principal = p;
     } else {
       principal = { kind: 'user', userId: 'explain', roles: { [namespace]: roles } };

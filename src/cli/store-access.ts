@@ -7,13 +7,9 @@ import { openStore, type Store } from '../store/index.js';
 import { runStoreOp, type OpContext, type StoreOpName } from '../admin/ops.js';
 import { OPS_PATH, readAdminToken } from '../admin/local-api.js';
 
-export function storeOptions(config: GatehouseConfig): Parameters<typeof openStore>[0] {
-  return config.store;
-}
-
 /** Opens the store for one command and always closes it. */
 export async function withStore<T>(config: GatehouseConfig, fn: (s: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(storeOptions(config));
+  const store = await openStore(config.store);
   try {
     return await fn(store);
   } finally {
@@ -56,7 +52,7 @@ export async function runOp(
 ): Promise<{ result: unknown; via: 'store' | 'gateway' }> {
   let store: Store;
   try {
-    store = await openStore(storeOptions(config));
+    store = await openStore(config.store);
   } catch (err) {
     if (isGatehouseError(err, 'ERR_STORE_LOCKED') && config.store.kind === 'embedded') {
       return { result: await viaGateway(config, name, args), via: 'gateway' };

@@ -1,7 +1,6 @@
 import { loadConfig } from '../config/index.js';
 import { withStore } from './store-access.js';
-import { GatehouseError } from '../errors.js';
-import { configOption, type Command } from './command.js';
+import { configOption, usageError, type Command } from './command.js';
 
 
 export const storeStatusCommand: Command = {
@@ -28,7 +27,7 @@ export const storeCompactCommand: Command = {
   async run({ values, positionals }, io) {
     const rev = Number(positionals[0]);
     if (positionals.length !== 1 || !Number.isSafeInteger(rev) || rev <= 0) {
-      throw new GatehouseError('ERR_USAGE', `expected one positive revision\nusage: ${this.usage}`);
+      throw usageError(this, 'expected one positive revision');
     }
     const config = await loadConfig(String(values.config), io.env);
     await withStore(config, (s) => s.compact(rev));

@@ -8,7 +8,7 @@ import { GatehouseError } from '../errors.js';
 import { loadKek } from '../tokens/index.js';
 import { parseSeedFile, sealSeed, type SealedImport } from '../authenticate/index.js';
 import { runOp } from './store-access.js';
-import { configOption, type Command } from './command.js';
+import { configOption, usageError, type Command } from './command.js';
 
 export const totpImportCommand: Command = {
   name: ['totp', 'import'],
@@ -17,7 +17,7 @@ export const totpImportCommand: Command = {
   options: { ...configOption },
   async run({ values, positionals }, io) {
     const [file] = positionals;
-    if (file === undefined || positionals.length !== 1) throw new GatehouseError('ERR_USAGE', `name exactly one file\nusage: ${this.usage}`);
+    if (file === undefined || positionals.length !== 1) throw usageError(this, 'name exactly one file');
     const config = await loadConfig(String(values.config), io.env);
     let text: string;
     try {
@@ -48,7 +48,7 @@ export const totpAssignCommand: Command = {
   options: { ...configOption },
   async run({ values, positionals }, io) {
     const [serial, user] = positionals;
-    if (serial === undefined || user === undefined || positionals.length !== 2) throw new GatehouseError('ERR_USAGE', `name a serial and a user\nusage: ${this.usage}`);
+    if (serial === undefined || user === undefined || positionals.length !== 2) throw usageError(this, 'name a serial and a user');
     const config = await loadConfig(String(values.config), io.env);
     await runOp(config, 'totp.assign', { serial, user });
     io.out(`token ${serial} assigned to ${user}`);

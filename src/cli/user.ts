@@ -1,10 +1,9 @@
 // `gatehouse user add | enroll | list | disable`: people and their one-time enrollment links.
 // Writes reach a running gateway's locked embedded store through its admin API (runOp).
 import { loadConfig, type GatehouseConfig } from '../config/index.js';
-import { GatehouseError } from '../errors.js';
 import type { UserRecord } from '../authenticate/index.js';
 import { runOp } from './store-access.js';
-import { configOption, type CliIO, type Command } from './command.js';
+import { configOption, usageError, type CliIO, type Command } from './command.js';
 
 function enrollmentLink(config: GatehouseConfig, token: string): string {
   const origin = config.login.origin ?? config.webauthn?.origins[0] ?? 'https://localhost';
@@ -25,7 +24,7 @@ export const userAddCommand: Command = {
   options: { ...configOption, role: { type: 'string', short: 'r', multiple: true } },
   async run({ values, positionals }, io) {
     const [id, ...extra] = positionals;
-    if (id === undefined || extra.length > 0) throw new GatehouseError('ERR_USAGE', `name exactly one user\nusage: ${this.usage}`);
+    if (id === undefined || extra.length > 0) throw usageError(this, 'name exactly one user');
     const roles = (values.role as string[] | undefined) ?? [];
     const config = await loadConfig(String(values.config), io.env);
     const { result } = await runOp(config, 'user.add', { id, roles, enrollmentTtlMs: config.login.enrollmentTtl });
@@ -43,7 +42,7 @@ export const userEnrollCommand: Command = {
   options: { ...configOption },
   async run({ values, positionals }, io) {
     const [id] = positionals;
-    if (id === undefined || positionals.length !== 1) throw new GatehouseError('ERR_USAGE', `name exactly one user\nusage: ${this.usage}`);
+    if (id === undefined || positionals.length !== 1) throw usageError(this, 'name exactly one user');
     const config = await loadConfig(String(values.config), io.env);
     const { result } = await runOp(config, 'user.enroll', { id, enrollmentTtlMs: config.login.enrollmentTtl });
     printLink(io, config, result as { token: string; expiresAt: string }, id);
@@ -82,7 +81,7 @@ export const userDisableCommand: Command = {
   options: { ...configOption },
   async run({ values, positionals }, io) {
     const [id] = positionals;
-    if (id === undefined || positionals.length !== 1) throw new GatehouseError('ERR_USAGE', `name exactly one user\nusage: ${this.usage}`);
+    if (id === undefined || positionals.length !== 1) throw usageError(this, 'name exactly one user');
     const config = await loadConfig(String(values.config), io.env);
     const { result } = await runOp(config, 'user.disable', { id });
     const r = result as { sessionsEnded: number };

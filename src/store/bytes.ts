@@ -38,6 +38,11 @@ export function compareBytes(a: Bytes, b: Bytes): number {
   return Buffer.compare(a, b);
 }
 
+/** Whether key lies in [start, end); an empty end means no upper bound. */
+export function inRange(key: Bytes, start: Bytes, end: Bytes): boolean {
+  return compareBytes(key, start) >= 0 && (end.length === 0 || compareBytes(key, end) < 0);
+}
+
 /** The smallest key greater than every key starting with prefix (etcd's prefix end); empty = no upper bound. */
 export function prefixEnd(prefix: Bytes): Bytes {
   const end = Uint8Array.from(prefix);

@@ -123,36 +123,35 @@ describe('audit spool (real etcd stopped under load)', () => {
     };
     let { store, writer } = await open();
     let n = 0;
-    let running = true;
     // load: a steady stream of events from the "request path", never awaiting the writer
-    const load = (async () => {
-      while (running) {
-        for (let i = 0; i < 20; i++) writer.append({ '@timestamp': new Date().toISOString(), 'event.action': 'http.request', 'event.outcome': 'success', 'gatehouse.request_id': `req-${n++}` });
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    })();
+    const startLoad = (): (() => Promise<void>) => {
+      let running = true;
+      const load = (async () => {
+        while (running) {
+          for (let i = 0; i < 20; i++) writer.append({ '@timestamp': new Date().toISOString(), 'event.action': 'http.request', 'event.outcome': 'success', 'gatehouse.request_id': `req-${n++}` });
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+      return async () => {
+        running = false;
+        await load;
+      };
+    };
+    let stopLoad = startLoad();
     await new Promise((r) => setTimeout(r, 500));
     await cluster.kill(member);
     await new Promise((r) => setTimeout(r, 1500));
     assert.ok(writer.stats.spooled > 0, 'events went to the spool while etcd was down');
     // a gateway restart while spooled (etcd still down)
-    running = false;
-    await load;
+    await stopLoad();
     await writer.close();
     await store.close();
     ({ store, writer } = await open());
-    running = true;
-    const load2 = (async () => {
-      while (running) {
-        for (let i = 0; i < 20; i++) writer.append({ '@timestamp': new Date().toISOString(), 'event.action': 'http.request', 'event.outcome': 'success', 'gatehouse.request_id': `req-${n++}` });
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    })();
+    stopLoad = startLoad();
     await new Promise((r) => setTimeout(r, 500));
     await cluster.restart(member);
     await new Promise((r) => setTimeout(r, 1500));
-    running = false;
-    await load2;
+    await stopLoad();
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline && (writer.stats.queued > 0 || readdirSync(spoolDir).length > 0)) {
       await writer.flush();

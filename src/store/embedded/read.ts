@@ -4,7 +4,7 @@
 // data; inside a batch, the same functions read the write transaction (no `txn`) and see the
 // batch's own earlier writes.
 import type { Transaction, RangeOptions as LmdbRangeOptions } from 'lmdb';
-import { compareBytes } from '../bytes.js';
+import { compareBytes, inRange } from '../bytes.js';
 import type { Bytes, KeyValue } from '../types.js';
 import { decodeKey, decodeLog, encodeKey, isTombstone, revKey, splitVersionKey, toKeyValue, versionKey } from './encoding.js';
 import type { Tables } from './tables.js';
@@ -77,9 +77,8 @@ export function rangeAsOf(t: Tables, q: RangeQuery, rev: number, current: number
 
 function unchangedSince(t: Tables, q: RangeQuery, rev: number, current: number, txn: Transaction): boolean {
   if (current - rev > MAX_LOG_CHECK) return false;
-  const inRange = (key: Bytes): boolean => compareBytes(key, q.start) >= 0 && (q.end.length === 0 || compareBytes(key, q.end) < 0);
   for (const { value } of t.log.getRange({ start: revKey(rev + 1), end: revKey(current + 1), transaction: txn })) {
-    if (decodeLog(value).some((c) => inRange(c.key))) return false;
+    if (decodeLog(value).some((c) => inRange(c.key, q.start, q.end))) return false;
   }
   return true;
 }

@@ -2,7 +2,7 @@
 // one write batch at one revision (etcd semantics: an absent key compares as 0s; a value
 // compare on an absent key is false; puts may not overlap each other or a delete).
 import { GatehouseError } from '../../errors.js';
-import { compareBytes, resolveRange } from '../bytes.js';
+import { compareBytes, inRange, resolveRange } from '../bytes.js';
 import { LIMITS, type Bytes, type Compare, type CompareOp, type TxnOp, type TxnOpResult, type TxnResult } from '../types.js';
 import type { OpContext } from './context.js';
 import { recordValue } from './encoding.js';
@@ -79,10 +79,6 @@ export function compileOps(ops: readonly TxnOp[]): CompiledOp[] {
   return out;
 }
 
-function covers(d: { start: Bytes; end: Bytes }, key: Bytes): boolean {
-  return compareBytes(key, d.start) >= 0 && (d.end.length === 0 || compareBytes(key, d.end) < 0);
-}
-
 function checkOverlap(ops: readonly CompiledOp[]): void {
   const puts = new Set<string>();
   const deletes: Array<{ start: Bytes; end: Bytes }> = [];
@@ -94,7 +90,7 @@ function checkOverlap(ops: readonly CompiledOp[]): void {
     if (o.op !== 'put') continue;
     // latin1 maps each byte to one char: a unique id without copying the key.
     const id = Buffer.from(o.key.buffer, o.key.byteOffset, o.key.byteLength).toString('latin1');
-    if (puts.has(id) || deletes.some((d) => covers(d, o.key))) throw badArgument('a transaction may not write the same key twice');
+    if (puts.has(id) || deletes.some((d) => inRange(o.key, d.start, d.end))) throw badArgument('a transaction may not write the same key twice');
     puts.add(id);
   }
 }

@@ -4,7 +4,7 @@
 // revision later: no gap, no duplicate.
 import type { Transaction } from 'lmdb';
 import { GatehouseError } from '../../errors.js';
-import { compareBytes, toBytes } from '../bytes.js';
+import { compareBytes, inRange, toBytes } from '../bytes.js';
 import type { Bytes, KeySelector, Watch, WatchEvent, WatchHandler } from '../types.js';
 import { copyBytes, decodeLog, encodeKey, readU64, revKey, toKeyValue, versionKey } from './encoding.js';
 import { META_COMPACTED, type Tables } from './tables.js';
@@ -28,7 +28,7 @@ export function matcher(selector: KeySelector): Match {
   }
   const start = toBytes(selector.start);
   const end = selector.end === undefined ? new Uint8Array(0) : toBytes(selector.end);
-  return (key) => compareBytes(key, start) >= 0 && (end.length === 0 || compareBytes(key, end) < 0);
+  return (key) => inRange(key, start, end);
 }
 
 export class Watcher implements Watch {
