@@ -23,13 +23,12 @@ import {
   crlPublisher,
   startServerCertificateManager,
   listenerHosts,
-  canonicalSerial,
   type CrlPublisher,
   type ServerCertificateManager,
 } from './pki/index.js';
 import { PolicyEngine, applyPolicies, watchPolicies, readPolicyDir, POLICY_PREFIX, type PolicyWatch } from './authorize/index.js';
 import { serviceIdentity } from './authenticate/service.js';
-import { createProxyListener, peerSerial, type ProxyListener } from './proxy/listener.js';
+import { createProxyListener, type ProxyListener } from './proxy/listener.js';
 import { RouteTable } from './proxy/admit.js';
 import { UpstreamClients } from './proxy/upstream.js';
 import { certThumbprint, loadKek, openTokenService, tokenExchange, type TokenService } from './tokens/index.js';
@@ -106,26 +105,32 @@ async function readForm(req: IncomingMessage): Promise<Record<string, string> | 
   return form;
 }
 
-/** cnf x5t#S256 of the client certificate on this connection, computed once per connection. */
-const thumbprints = new WeakMap<TLSSocket, string | undefined>();
-function connectionThumbprint(req: IncomingMessage): string | undefined {
-  const socket = req.socket as TLSSocket;
-  if (!thumbprints.has(socket)) {
+/** What this app reads off a connection's client certificate, parsed once per connection. */
+interface PeerFacts {
+  /** Serial as Node prints it, lowercased (as the listener's peerSerial). */
+  serial: string | undefined;
+  /** cnf x5t#S256. */
+  thumbprint: string | undefined;
+  /** The SPIFFE ID (the one URI SAN). */
+  spiffeUri: string | undefined;
+}
+const peerFacts = new WeakMap<TLSSocket, PeerFacts>();
+function peerFactsOf(socket: TLSSocket): PeerFacts {
+  let facts = peerFacts.get(socket);
+  if (facts === undefined) {
     const cert = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
-    thumbprints.set(socket, cert ? certThumbprint(cert) : undefined);
+    const san = cert?.subjectAltName;
+    facts = {
+      serial: cert?.serialNumber.toLowerCase(),
+      thumbprint: cert ? certThumbprint(cert) : undefined,
+      spiffeUri: san !== undefined && san.startsWith('URI:spiffe://') && !san.includes(', ') ? san.slice(4) : undefined,
+    };
+    peerFacts.set(socket, facts);
   }
-  return thumbprints.get(socket);
+  return facts;
 }
-
-/** The SPIFFE ID (the one URI SAN) of a connection's client certificate. */
-const spiffeUris = new WeakMap<TLSSocket, string | undefined>();
-function spiffeUriOf(socket: TLSSocket): string | undefined {
-  if (!spiffeUris.has(socket)) {
-    const san = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate()?.subjectAltName : undefined;
-    spiffeUris.set(socket, san !== undefined && san.startsWith('URI:spiffe://') && !san.includes(', ') ? san.slice(4) : undefined);
-  }
-  return spiffeUris.get(socket);
-}
+const connectionThumbprint = (req: IncomingMessage): string | undefined => peerFactsOf(req.socket as TLSSocket).thumbprint;
+const spiffeUriOf = (socket: TLSSocket): string | undefined => peerFactsOf(socket).spiffeUri;
 
 /** First start on an empty store: the policies folder becomes the stored policy (later changes: `policy apply`). */
 async function bootstrapPolicies(store: Store, dir: string, log: (msg: string) => void): Promise<void> {
@@ -282,12 +287,9 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       tokens = tokenService;
       closers.push(() => tokenService.close());
       const audienceOf = (ns: string, svc: string): string => `spiffe://${config.trustDomain}/ns/${ns}/sa/${svc}`;
-      // Bumped whenever a revocation reaches this replica: per-connection tokens are then re-minted.
+      // Bumped whenever a revocation (of any kind, certificates included) reaches this replica:
+      // per-connection tokens are then re-minted.
       let tokenGeneration = 0;
-      const stopRevokedTokens = list.onRevoked(() => {
-        tokenGeneration++;
-      });
-      closers.push(() => stopRevokedTokens());
       applyRevocation.push((r) => {
         tokenGeneration++;
         if (r.kind === 'token') tokenService.forgetToken(r.id);
@@ -304,7 +306,7 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       }
       const socketTokens = new WeakMap<TLSSocket, Map<string, SocketToken>>();
       const rolesOf = (p: Principal, ns: string): string[] => (p.kind === 'user' ? [...(p.roles[ns] ?? [])] : []);
-      const certIdentity = serviceIdentity({ trustDomain: config.trustDomain, isRevoked: (s) => list.isRevoked(s) || rset.isCertRevoked(s) });
+      const certIdentity = serviceIdentity({ trustDomain: config.trustDomain, isRevoked: (s) => rset.isCertRevoked(s) });
       const identify = (req: IncomingMessage): Principal | GatehouseError => {
         const p = certIdentity(req);
         if (!(p instanceof GatehouseError) && p.kind === 'service' && rset.has('service', p.spiffeId)) return new GatehouseError('ERR_SERVICE_REVOKED');
@@ -401,13 +403,13 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
               return headers;
             },
         admitConnection: (socket: TLSSocket) => {
-          const serial = peerSerial(socket);
-          if (serial !== undefined && (list.isRevoked(canonicalSerial(serial) ?? serial) || rset.isCertRevoked(serial))) return false;
-          const uri = spiffeUriOf(socket);
-          return uri === undefined || !rset.has('service', uri);
+          const { serial, spiffeUri } = peerFactsOf(socket);
+          // rset watches every revoked/ key, the certificate list's included, and hears the bus too
+          if (serial !== undefined && rset.isCertRevoked(serial)) return false;
+          return spiffeUri === undefined || !rset.has('service', spiffeUri);
         },
         onConnectionRefused: (socket: TLSSocket) => {
-          const serial = peerSerial(socket);
+          const { serial } = peerFactsOf(socket);
           metrics.tlsFailures.inc({ listener: 'service', reason: 'CERT_REVOKED' });
           audit.append({
             '@timestamp': new Date(clock.now()).toISOString(),
@@ -423,12 +425,7 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
         },
       });
       service = listener;
-      // A revocation from any replica closes this replica's open connections of that certificate.
-      const stopRevoked = list.onRevoked((r) => {
-        const closed = listener.closeConnectionsOf(r.serial);
-        if (closed > 0) log(`closed ${closed} connection(s) of revoked certificate`);
-      });
-      closers.push(() => stopRevoked());
+      // A revocation from any replica closes this replica's open connections of that certificate or service.
       applyRevocation.push((r) => {
         const closed =
           r.kind === 'cert' ? listener.closeConnectionsOf(r.id) : r.kind === 'service' ? listener.closeConnectionsWhere((socket) => spiffeUriOf(socket) === r.id) : 0;

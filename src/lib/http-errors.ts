@@ -34,3 +34,14 @@ export function installErrorHandlers(app: FastifyInstance): void {
     void reply.status(404).send(errorBody(ge, request.id));
   });
 }
+
+/** A JSON body parser for one scope: at most bodyLimit bytes, and ERR_BAD_REQUEST when it is not JSON. */
+export function parseJsonBodies(scope: FastifyInstance, bodyLimit: number): void {
+  scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, (_req, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(new GatehouseError('ERR_BAD_REQUEST', 'the body is not JSON'), undefined);
+    }
+  });
+}

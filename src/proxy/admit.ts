@@ -6,6 +6,7 @@ import type { AccessRequest, Authorizer, Decision, DecisionReason, Principal } f
 import type { AuditEvent, AuditSink } from '../contracts/audit.js';
 import type { Clock } from '../lib/clock.js';
 import { checkRequestTarget } from './path.js';
+import { hostOnly } from '../lib/host.js';
 
 export interface ProxyRoute {
   host: string;
@@ -26,9 +27,10 @@ export class RouteTable {
   }
   /** Looks a route up by the Host header (port and case ignored). */
   match(hostHeader: string | undefined): ProxyRoute | undefined {
-    if (hostHeader === undefined) return undefined;
-    const h = hostHeader.toLowerCase();
-    const host = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.replace(/:\d+$/, '');
+    return hostHeader === undefined ? undefined : this.get(hostOnly(hostHeader));
+  }
+  /** Looks a route up by a host already in hostOnly's form (lowercase, no port). */
+  get(host: string): ProxyRoute | undefined {
     return this.#byHost.get(host);
   }
 }
@@ -71,11 +73,6 @@ export interface ForwardedFacts {
   method: string;
 }
 
-function hostOnly(hostHeader: string | undefined): string {
-  const h = (hostHeader ?? '').toLowerCase();
-  return h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.replace(/:\d+$/, '');
-}
-
 /** `rawTarget` is the request target exactly as received (before any framework rewrote it). */
 export function admit(req: IncomingMessage, rawTarget: string, requestId: string, deps: AdmitDeps, forwarded?: ForwardedFacts): Admission {
   const method = forwarded?.method ?? req.method ?? 'GET';
@@ -102,7 +99,8 @@ export function admit(req: IncomingMessage, rawTarget: string, requestId: string
   }
   const withPath: Partial<AuditEvent> = { 'url.path': target.path };
 
-  const who = deps.identify(req, hostOnly(hostHeader));
+  const host = hostOnly(hostHeader);
+  const who = deps.identify(req, host);
   if (who instanceof GatehouseError) {
     const reason: DecisionReason = who.code.startsWith('ERR_CERT') ? 'bad-certificate' : 'unauthenticated';
     return refuse(who, [reason], withPath);
@@ -114,7 +112,7 @@ export function admit(req: IncomingMessage, rawTarget: string, requestId: string
     ...(who.kind === 'user' ? { 'user.id': who.userId } : { 'tls.client.x509.serial_number': who.certSerial }),
   };
 
-  const route = deps.routes.match(hostHeader);
+  const route = deps.routes.get(host);
   if (route === undefined) {
     return refuse(new GatehouseError('ERR_ROUTE_NOT_FOUND', 'no route for this host'), ['unknown-route'], withWho);
   }

@@ -7,7 +7,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Store } from '../store/index.js';
 import type { Bus } from '../bus/index.js';
 import type { AuditSink } from '../contracts/audit.js';
-import { errorBody } from '../lib/http-errors.js';
+import { errorBody, parseJsonBodies } from '../lib/http-errors.js';
 import { parseRevokeRequest, revoke } from './revoke.js';
 
 export const REVOKE_API_PATH = '/.gatehouse/admin/api/revoke';
@@ -51,13 +51,7 @@ export function authorizeRevoker(req: FastifyRequest, d: RevocationApiDeps): Adm
 
 export async function revocationApiRoutes(app: FastifyInstance, d: RevocationApiDeps): Promise<void> {
   await app.register(async (scope) => {
-    scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 16 * 1024 }, (_req, body, done) => {
-      try {
-        done(null, JSON.parse(body as string));
-      } catch {
-        done(new GatehouseError('ERR_BAD_REQUEST', 'the body is not JSON'), undefined);
-      }
-    });
+    parseJsonBodies(scope, 16 * 1024);
     scope.post(REVOKE_API_PATH, async (req, reply) => {
       const event = {
         '@timestamp': new Date(d.clock.now()).toISOString(),

@@ -79,29 +79,27 @@ export async function startTlsUpstream(ca: CertificateAuthority, cert: IssuedCer
     ws.send(JSON.stringify({ hello: req.headers['x-gatehouse-subject'] }));
     ws.on('message', (m: Buffer) => ws.send(`echo:${m.toString()}`));
   });
-  const port = await listen(server);
-  return {
-    url: `https://127.0.0.1:${port}`,
-    server,
-    received,
-    close: async () => {
-      for (const c of wss.clients) c.terminate();
-      wss.close();
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
+  return upstream('https', server, received, () => {
+    for (const c of wss.clients) c.terminate();
+    wss.close();
+  });
 }
 
 export async function startPlainUpstream(): Promise<Upstream> {
   const received = new Map<string, number>();
   const server = http.createServer(echoHandler(received));
+  return upstream('http', server, received);
+}
+
+/** Listens on a free port; close() runs `before`, then drops open connections and stops the server. */
+async function upstream(scheme: 'http' | 'https', server: http.Server | https.Server, received: Map<string, number>, before?: () => void): Promise<Upstream> {
   const port = await listen(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${scheme}://127.0.0.1:${port}`,
     server,
     received,
     close: async () => {
+      before?.();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },

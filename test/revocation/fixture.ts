@@ -43,7 +43,7 @@ export interface Replica {
   close(): Promise<void>;
 }
 
-export async function startReplica(f: Fixture, o: { id: string; endpoints: string[]; nats?: string; stream?: string }): Promise<Replica> {
+export async function startReplica(f: Fixture, o: { id: string; endpoints: string[]; nats: string; stream?: string }): Promise<Replica> {
   const text = [
     'trustDomain: example.org',
     `replicaId: ${o.id}`,
@@ -63,7 +63,7 @@ export async function startReplica(f: Fixture, o: { id: string; endpoints: strin
   ].join('\n');
   const config = parseConfig(text, f.configFile, {});
   const store = await openStore(config.store.kind === 'embedded' ? { kind: 'embedded', path: config.store.path } : config.store);
-  const bus = await openBus(o.nats !== undefined ? { kind: 'nats', servers: [o.nats], stream: o.stream ?? 'REVTEST', timeoutMs: 1_000 } : { kind: 'memory' });
+  const bus = await openBus({ kind: 'nats', servers: [o.nats], stream: o.stream ?? 'REVTEST', timeoutMs: 1_000 });
   const app = await buildApp(config, { store, bus, clock: systemClock });
   const at = await app.listen();
   return {
