@@ -6,7 +6,7 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
-import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify';
 import type { GatehouseConfig } from './config/index.js';
 import { GatehouseError } from './errors.js';
 import type { Clock } from './lib/clock.js';
@@ -19,6 +19,9 @@ import {
   Regulator,
   humanIdentity,
   humanRoutes,
+  hostOnly,
+  originCheck,
+  readCookie,
   LOGIN_COOKIE,
   SESSION_COOKIE,
   STATE_COOKIE,
@@ -74,11 +77,6 @@ async function loadRoots(files: readonly string[]): Promise<X509Certificate[]> {
   return out;
 }
 
-function hostOnly(hostHeader: string | undefined): string {
-  const h = (hostHeader ?? '').toLowerCase();
-  return h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.replace(/:\d+$/, '');
-}
-
 export async function buildHumanListener(d: HumanListenerDeps): Promise<{ listener: ProxyListener; sessions: SessionManager }> {
   const { config, store, clock, audit } = d;
   const w = config.webauthn;
@@ -109,6 +107,14 @@ export async function buildHumanListener(d: HumanListenerDeps): Promise<{ listen
       return p;
     };
     const identity = { identify, viewOf: sessionIdentity.viewOf };
+    /** The signed-in person behind a gateway API request (admin APIs, console). */
+    const caller = (req: FastifyRequest): SessionView | GatehouseError => {
+      const p = identify(req.raw, hostOnly(req.headers.host));
+      if (p instanceof GatehouseError) return p;
+      return identity.viewOf(req.raw) ?? new GatehouseError('ERR_SESSION_REQUIRED');
+    };
+    const publicPort = new URL(config.login.origin ?? w.origins[0]!).port;
+    const routeHosts = config.routes.map((r) => r.host.toLowerCase());
     const routes = new RouteTable(config.routes);
     const regulator = new Regulator(store, clock, config.login.lockout);
     const roots = await loadRoots(w.attestationRoots);
@@ -164,10 +170,7 @@ export async function buildHumanListener(d: HumanListenerDeps): Promise<{ listen
       stripCookies: GATEWAY_COOKIES,
       registerGatewayRoutes: async (app) => {
         // a session created on another replica a moment ago may not have reached this one's watch yet
-        app.addHook('onRequest', async (req) => {
-          const cookie = /(?:^|;\s*)__Host-gatehouse=([^;]*)/.exec(req.headers.cookie ?? '')?.[1];
-          if (cookie !== undefined) await sessions.ensure(cookie.trim());
-        });
+        app.addHook('onRequest', async (req) => sessions.ensure(readCookie(req.headers, SESSION_COOKIE)));
         // an upstream must not set (fixate) the gateway's own cookies
         app.addHook('onSend', async (req, reply, payload) => {
           if (req.url.startsWith('/.gatehouse/')) return payload;
@@ -182,32 +185,14 @@ export async function buildHumanListener(d: HumanListenerDeps): Promise<{ listen
         if (tokenService !== undefined) app.get(JWKS_PATH, async (_req, reply) => reply.header('cache-control', tokenService.jwksCacheControl).send(tokenService.jwks()));
         if (revoked !== undefined) {
           // POST /.gatehouse/admin/api/revoke: security-admin with a fresh MFA session, Origin-checked, audited
-          const publicPort = new URL(config.login.origin ?? w.origins[0]!).port;
-          const originOf = (host: string): string => `https://${host}${publicPort === '' ? '' : `:${publicPort}`}`;
-          const allowedOrigins = new Set<string>([...w.origins, ...config.routes.map((r) => originOf(r.host.toLowerCase())), ...(config.login.origin !== undefined ? [config.login.origin] : [])]);
-          auditApiRoutes(app, {
-            store,
-            clock,
-            audit,
-            caller: (req) => {
-              const p = identify(req.raw, hostOnly(req.headers.host));
-              if (p instanceof GatehouseError) return p;
-              const view = identity.viewOf(req.raw);
-              return view === undefined ? new GatehouseError('ERR_SESSION_REQUIRED') : view;
-            },
-          });
+          auditApiRoutes(app, { store, clock, audit, caller });
           // GET /.gatehouse/admin: the security console (audit, sessions, segmentation graph, explain)
           consoleRoutes(app, {
             store,
             clock,
             audit,
             policy: () => d.policy.state,
-            caller: (req) => {
-              const p = identify(req.raw, hostOnly(req.headers.host));
-              if (p instanceof GatehouseError) return p;
-              const view = identity.viewOf(req.raw);
-              return view === undefined ? new GatehouseError('ERR_SESSION_REQUIRED') : view;
-            },
+            caller,
             refuse: (err, req, reply) => handle?.refuse(err, req, reply, req.url),
           });
           await revocationApiRoutes(app, {
@@ -216,18 +201,8 @@ export async function buildHumanListener(d: HumanListenerDeps): Promise<{ listen
             clock,
             audit,
             onError: (e) => d.admin.log.warn({ err: e.message }, 'revocation'),
-            checkOrigin: (req) => {
-              const origin = req.headers.origin;
-              if (typeof origin !== 'string' || origin === '') throw new GatehouseError('ERR_ORIGIN_REFUSED', 'expected an Origin header, got none');
-              if (!allowedOrigins.has(origin)) throw new GatehouseError('ERR_ORIGIN_REFUSED', `expected an allowed origin, got ${origin.slice(0, 200)}`);
-              if (new URL(origin).hostname.toLowerCase() !== hostOnly(req.headers.host)) throw new GatehouseError('ERR_ORIGIN_REFUSED', `expected the origin of ${hostOnly(req.headers.host)}, got ${origin.slice(0, 200)}`);
-            },
-            caller: (req) => {
-              const p = identify(req.raw, hostOnly(req.headers.host));
-              if (p instanceof GatehouseError) return p;
-              const view = identity.viewOf(req.raw);
-              return view === undefined ? new GatehouseError('ERR_SESSION_REQUIRED') : view;
-            },
+            checkOrigin: originCheck({ origins: w.origins, routeHosts, loginOrigin: config.login.origin, publicPort }),
+            caller,
           });
         }
         handle = await humanRoutes(app, {
@@ -245,8 +220,8 @@ export async function buildHumanListener(d: HumanListenerDeps): Promise<{ listen
           sessionAbsoluteMs: config.sessions.absoluteTimeout,
           rateLimit: { max: config.login.rateLimit.max, windowMs: config.login.rateLimit.window },
           loginOrigin: config.login.origin,
-          routeHosts: config.routes.map((r) => r.host.toLowerCase()),
-          publicPort: new URL(config.login.origin ?? w.origins[0]!).port,
+          routeHosts,
+          publicPort,
           trustedProxies: config.login.forwardAuth?.trustedProxies,
           verifyForwarded: async (req, fwd) => {
             const a = admit(req.raw, fwd.target, req.id, admitDeps, { host: hostOnly(fwd.host), method: fwd.method });

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
-import { text, type KeyValue, type LeaseId, type Store, type Watch, type WatchEvent } from '../store/index.js';
+import { rangePages, text, type LeaseId, type Store, type Watch, type WatchEvent } from '../store/index.js';
 import { isSecretShape, randomSecret, sha256hex } from './lib/digest.js';
 import { Interner } from './lib/intern.js';
 import { commit, parseRecord, ttlSeconds, unchanged, type Writes } from './lib/records.js';
@@ -86,17 +86,6 @@ type Cached = CachedPrimary | CachedAlias;
 
 const PAGE = 1000;
 
-async function* rangeAll(store: Store, prefix: string, revision: number): AsyncGenerator<KeyValue> {
-  const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-  let start = prefix;
-  for (;;) {
-    const page = await store.range({ start, end }, { limit: PAGE, revision });
-    yield* page.kvs;
-    if (!page.more || page.kvs.length === 0) return;
-    start = `${text(page.kvs[page.kvs.length - 1]!.key)}\u0000`;
-  }
-}
-
 export class SessionManager {
   readonly #o: SessionManagerOptions;
   readonly #sessions = new Map<string, Cached>();
@@ -118,8 +107,8 @@ export class SessionManager {
   static async open(o: SessionManagerOptions): Promise<SessionManager> {
     const m = new SessionManager(o);
     const revision = await o.store.revision();
-    for await (const kv of rangeAll(o.store, USERS_PREFIX, revision)) m.#onUser({ type: 'put', kv });
-    for await (const kv of rangeAll(o.store, SESSIONS_PREFIX, revision)) m.#onSession({ type: 'put', kv });
+    for await (const page of rangePages(o.store, { prefix: USERS_PREFIX }, { limit: PAGE, revision })) for (const kv of page) m.#onUser({ type: 'put', kv });
+    for await (const page of rangePages(o.store, { prefix: SESSIONS_PREFIX }, { limit: PAGE, revision })) for (const kv of page) m.#onSession({ type: 'put', kv });
     const onError = (err: Error): void => o.onError?.(err);
     m.#watches.push(await o.store.watch({ prefix: USERS_PREFIX }, (e) => m.#onUser(e), { fromRevision: revision + 1, onError }));
     m.#watches.push(await o.store.watch({ prefix: SESSIONS_PREFIX }, (e) => m.#onSession(e), { fromRevision: revision + 1, onError }));
@@ -258,7 +247,8 @@ export class SessionManager {
   async ensure(cookie: string | undefined): Promise<void> {
     if (cookie === undefined || !isSecretShape(cookie)) return;
     const hash = sha256hex(cookie);
-    if (this.#sessions.has(hash)) return;
+    // known here, or seen ending (an ended session never comes back): no store read
+    if (this.#sessions.has(hash) || this.#ended.has(hash)) return;
     const kv = await this.#o.store.get(SESSIONS_PREFIX + hash);
     if (kv === undefined) return;
     const rec = parseRecord<StoredSession>(kv);

@@ -7,15 +7,12 @@ import path from 'node:path';
 import { addUser, parseRoles, getUser } from '../../src/authenticate/index.js';
 import { text } from '../../src/store/index.js';
 import { ScureBase32Plugin } from 'otplib';
-import { makeEnv, startGateway, totp, advance, auditEvents, LOGIN, type Env, type Gateway } from './harness.js';
+import { errorCode, makeEnv, startGateway, totp, advance, auditEvents, LOGIN, type Env, type Gateway } from './harness.js';
 import { SoftAuthenticator } from './soft-authenticator.js';
 import { makeAttestationPki, type AttestationPki } from './attestation-ca.js';
 
 const YUBI = 'cb69481e-8ff7-4039-93ec-0a2729a154a8';
 
-interface Err {
-  error: { code: string };
-}
 
 describe('enrollment', () => {
   let env: Env;
@@ -67,14 +64,14 @@ describe('enrollment', () => {
       const now = env.clock.now();
       // two codes that are not consecutive are refused
       const gap = await gw.request({ url: '/.gatehouse/enroll/totp', body: { token, code1: totp(secret, now - 60_000), code2: totp(secret, now) } });
-      assert.equal(gap.json<Err>().error.code, 'ERR_TOTP_INVALID');
+      assert.equal(errorCode(gap), 'ERR_TOTP_INVALID');
       const ok = await gw.request({ url: '/.gatehouse/enroll/totp', body: { token, code1: totp(secret, now - 30_000), code2: totp(secret, now) } });
       assert.equal(ok.status, 200, ok.body);
       assert.equal((await getUser(env.store, 'carol'))?.status, 'active');
       // the link was consumed
       const again = await gw.request({ url: '/.gatehouse/enroll/start', body: { token } });
       assert.equal(again.status, 401);
-      assert.equal(again.json<Err>().error.code, 'ERR_ENROLLMENT_INVALID');
+      assert.equal(errorCode(again), 'ERR_ENROLLMENT_INVALID');
       // the seed is sealed at rest: no form of it appears anywhere in the store
       const dump = (await env.store.range({ prefix: '' })).kvs.map((kv) => text(kv.key) + '=' + text(kv.value)).join('\n');
       assert.equal(dump.includes(secret), false, 'base32 seed in the store');
@@ -88,16 +85,16 @@ describe('enrollment', () => {
       const token = await newUser('dave');
       const { res } = await register(gw, token, new SoftAuthenticator({ uv: false }));
       assert.equal(res.status, 401);
-      assert.equal(res.json<Err>().error.code, 'ERR_WEBAUTHN_USER_VERIFICATION');
+      assert.equal(errorCode(res), 'ERR_WEBAUTHN_USER_VERIFICATION');
     });
 
     it('refuses an unknown, expired or reused link', async () => {
       const unknown = await gw.request({ url: '/.gatehouse/enroll/start', body: { token: 'A'.repeat(43) } });
-      assert.equal(unknown.json<Err>().error.code, 'ERR_ENROLLMENT_INVALID');
+      assert.equal(errorCode(unknown), 'ERR_ENROLLMENT_INVALID');
       const { enrollment } = await addUser(env.store, { id: 'erin', roles: {}, enrollmentTtlMs: 60_000 }, env.clock);
       await advance(env, 61_000);
       const expired = await gw.request({ url: '/.gatehouse/enroll/start', body: { token: enrollment.token } });
-      assert.equal(expired.json<Err>().error.code, 'ERR_ENROLLMENT_INVALID');
+      assert.equal(errorCode(expired), 'ERR_ENROLLMENT_INVALID');
       const stored = await env.store.range({ prefix: '/gatehouse/enrollments/' });
       assert.ok(stored.kvs.every((kv) => !text(kv.value).includes(enrollment.token)), 'only the hash of the token is stored');
     });
@@ -131,7 +128,7 @@ describe('enrollment', () => {
     it('refuses a model not on the list and accepts one on it', async () => {
       const bad = await register(gw, await newUser('gina'), new SoftAuthenticator());
       assert.equal(bad.res.status, 403);
-      assert.equal(bad.res.json<Err>().error.code, 'ERR_WEBAUTHN_AAGUID');
+      assert.equal(errorCode(bad.res), 'ERR_WEBAUTHN_AAGUID');
       const good = await register(gw, await newUser('hank'), new SoftAuthenticator({ aaguid: YUBI }));
       assert.equal(good.res.status, 200, good.res.body);
     });
@@ -146,18 +143,18 @@ describe('enrollment', () => {
 
     it('refuses none and self attestation (a software authenticator)', async () => {
       const none = await register(gw, await newUser('ivan'), new SoftAuthenticator({ attestation: 'none' }));
-      assert.equal(none.res.json<Err>().error.code, 'ERR_WEBAUTHN_ATTESTATION');
+      assert.equal(errorCode(none.res), 'ERR_WEBAUTHN_ATTESTATION');
       const self = await register(gw, await newUser('judy'), new SoftAuthenticator({ attestation: 'packed-self' }));
       assert.equal(self.res.status, 403);
-      assert.equal(self.res.json<Err>().error.code, 'ERR_WEBAUTHN_ATTESTATION');
+      assert.equal(errorCode(self.res), 'ERR_WEBAUTHN_ATTESTATION');
     });
 
     it('refuses a packed x5c chain to another root, accepts one to the configured root', async () => {
       const foreign = await register(gw, await newUser('kate'), new SoftAuthenticator({ attestation: 'packed-x5c', x5c: { key: other.leafKey, chain: [other.leafDer] } }));
-      assert.equal(foreign.res.json<Err>().error.code, 'ERR_WEBAUTHN_ATTESTATION');
+      assert.equal(errorCode(foreign.res), 'ERR_WEBAUTHN_ATTESTATION');
       // a leaf whose signature does not match its certificate's key fails the statement itself
       const forged = await register(gw, await newUser('liam'), new SoftAuthenticator({ attestation: 'packed-x5c', x5c: { key: other.leafKey, chain: [pki.leafDer] } }));
-      assert.equal(forged.res.json<Err>().error.code, 'ERR_WEBAUTHN_INVALID');
+      assert.equal(errorCode(forged.res), 'ERR_WEBAUTHN_INVALID');
       const trusted = await register(gw, await newUser('mona'), new SoftAuthenticator({ attestation: 'packed-x5c', x5c: { key: pki.leafKey, chain: [pki.leafDer] } }));
       assert.equal(trusted.res.status, 200, trusted.res.body);
       const events = await auditEvents(env, gw);

@@ -6,12 +6,7 @@ import assert from 'node:assert/strict';
 import { SESSION_COOKIE, disableUser } from '../../src/authenticate/index.js';
 import { text } from '../../src/store/index.js';
 import { SoftAuthenticator } from './soft-authenticator.js';
-import { makeEnv, startGateway, enroll, login, jar, totp, advance, settle, auditEvents, LOGIN, type Env, type Gateway, type Enrolled } from './harness.js';
-
-interface Err {
-  error: { code: string };
-}
-const code = (r: { json<T>(): T }): string => r.json<Err>().error.code;
+import { errorCode as code, makeEnv, startGateway, enroll, login, jar, totp, advance, settle, auditEvents, LOGIN, type Env, type Gateway, type Enrolled } from './harness.js';
 
 describe('factors, regulation and sessions', () => {
   let env: Env;

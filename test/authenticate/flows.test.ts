@@ -4,12 +4,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SESSION_COOKIE, STATE_COOKIE } from '../../src/authenticate/index.js';
-import { makeEnv, startGateway, enroll, login, jar, advance, LOGIN, type Env, type Gateway, type Enrolled } from './harness.js';
-
-interface Err {
-  error: { code: string };
-}
-const code = (r: { json<T>(): T }): string => r.json<Err>().error.code;
+import { errorCode as code, makeEnv, startGateway, enroll, login, jar, advance, LOGIN, type Env, type Gateway, type Enrolled } from './harness.js';
 
 describe('redirects, step-up, forward-auth', () => {
   let env: Env;

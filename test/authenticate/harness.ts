@@ -139,6 +139,11 @@ export async function startGateway(env: Env, o: GatewayOptions = {}): Promise<Ga
   };
 }
 
+/** The error code of a refused request's JSON body ('' when there is none). */
+export function errorCode(r: { body: string }): string {
+  return (JSON.parse(r.body) as { error?: { code: string } }).error?.code ?? '';
+}
+
 export function jar(): Cookies {
   return { jar: new Map() };
 }

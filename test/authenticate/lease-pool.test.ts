@@ -10,7 +10,7 @@ import { openEmbeddedStore, type EmbeddedStore } from '../../src/store/embedded/
 import { LeasePool } from '../../src/authenticate/lib/lease-pool.js';
 import { CHALLENGES_PREFIX, CREDENTIALS_PREFIX, LOGINS_PREFIX, SESSIONS_PREFIX } from '../../src/authenticate/types.js';
 import { text } from '../../src/store/index.js';
-import { makeEnv, startGateway, enroll, jar, totp, advance, LOGIN, type Env, type Gateway } from './harness.js';
+import { errorCode, makeEnv, startGateway, enroll, jar, totp, advance, LOGIN, type Env, type Gateway } from './harness.js';
 
 describe('lease pool', () => {
   let dir: string;
@@ -99,7 +99,6 @@ describe('sign-in steps folded into one transaction', () => {
     await gw?.close();
     await env?.close();
   });
-  const errCode = (r: { body: string }): string => (JSON.parse(r.body) as { error?: { code: string } }).error?.code ?? '';
 
   it('the same assertion on two replicas at once: one passes, the other is refused, the counter moves once', async () => {
     const u = await enroll(env, gw, 'folda', ['payments:ops-admin']);
@@ -109,7 +108,7 @@ describe('sign-in steps folded into one transaction', () => {
     const response = u.key.authenticate(s.json<{ options: { challenge: string } }>().options, LOGIN);
     const results = await Promise.all([gw.request({ url: '/.gatehouse/login/webauthn', cookies, body: { response } }), gw2.request({ url: '/.gatehouse/login/webauthn', cookies, body: { response } })]);
     assert.equal(results.filter((r) => r.status === 200).length, 1, results.map((r) => r.body).join(' | '));
-    assert.ok(['ERR_WEBAUTHN_CHALLENGE', 'ERR_LOGIN_FACTOR_ORDER'].includes(errCode(results.find((r) => r.status !== 200)!)));
+    assert.ok(['ERR_WEBAUTHN_CHALLENGE', 'ERR_LOGIN_FACTOR_ORDER'].includes(errorCode(results.find((r) => r.status !== 200)!)));
     assert.equal((await env.store.range({ prefix: CHALLENGES_PREFIX })).kvs.length, 0, 'the challenge is consumed');
     const cred = (await env.store.get(CREDENTIALS_PREFIX + (response as { id: string }).id))!;
     assert.equal(cred.version, 2, 'registered, then one counter update');
@@ -131,7 +130,7 @@ describe('sign-in steps folded into one transaction', () => {
     ]);
     assert.equal(results.filter((r) => r.status === 200).length, 1, results.map((r) => r.body).join(' | '));
     const refused = results.find((r) => r.status !== 200)!;
-    assert.ok(['ERR_LOGIN_EXPIRED', 'ERR_TOTP_REPLAY'].includes(errCode(refused)), refused.body);
+    assert.ok(['ERR_LOGIN_EXPIRED', 'ERR_TOTP_REPLAY'].includes(errorCode(refused)), refused.body);
     assert.equal((await env.store.range({ prefix: SESSIONS_PREFIX })).count, sessionsBefore + 1, 'one session');
     assert.equal((await env.store.range({ prefix: LOGINS_PREFIX })).kvs.filter((kv) => text(kv.value).includes('"foldb"')).length, 0, 'the sign-in is gone');
   });

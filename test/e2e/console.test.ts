@@ -6,7 +6,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import https from 'node:https';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,7 +14,7 @@ import { generateSync } from 'otplib';
 import { initCa, type CertificateAuthority } from '../../src/pki/index.js';
 import { runStoreOp } from '../../src/admin/ops.js';
 import { browserPrograms, launchBrowser, type Browser } from './browser.js';
-import { DOMAIN, SHOTS, OffsetClock, startGateway, type Gateway } from './gateway.js';
+import { DOMAIN, SHOTS, OffsetClock, expectStep as gatewayStep, gatewayRequest, startGateway, type Gateway } from './gateway.js';
 
 const programs = browserPrograms();
 
@@ -62,11 +61,7 @@ describe('security console in a real browser', { skip: 'skip' in programs ? prog
   });
 
   const code = (user: string, at: number): string => generateSync({ secret: seeds.get(user)!, epoch: Math.floor(at / 1000) });
-  async function expectStep(selector: string): Promise<void> {
-    const page = browser.page;
-    await page.waitForSelector(`${selector}, #error:not(:empty)`, { timeout: 15_000 });
-    if (!(await page.isVisible(selector))) assert.fail(`expected ${selector}, the page says: ${(await page.textContent('#error')) ?? ''}`);
-  }
+  const expectStep = (selector: string): Promise<void> => gatewayStep(browser.page, selector);
   /** Enrolls `id` with the virtual authenticator and a TOTP seed, then signs in through the pages. */
   async function enrollAndLogin(id: string, roles: string[]): Promise<void> {
     const page = browser.page;
@@ -90,20 +85,7 @@ describe('security console in a real browser', { skip: 'skip' in programs ? prog
     await page.click('#totp-submit');
     await expectStep('#app');
   }
-  /** A plain HTTPS request to the gateway as `dash.<domain>`, with a session cookie. */
-  function request(p: string, cookie: string, accept = 'application/json'): Promise<{ status: number; body: string }> {
-    return new Promise((resolve, reject) => {
-      const headers: Record<string, string> = { host: `dash.${DOMAIN}:${gw.port}`, accept };
-      if (cookie !== '') headers.cookie = `__Host-gatehouse=${cookie}`;
-      const r = https.request({ host: '127.0.0.1', port: gw.port, path: p, servername: `dash.${DOMAIN}`, ca: ca.certPem, headers }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      r.on('error', reject);
-      r.end();
-    });
-  }
+  const request = (p: string, cookie: string, accept?: string): Promise<{ status: number; body: string }> => gatewayRequest(gw, ca.certPem, p, cookie, accept);
 
   it('an operator signs in; the console refuses him and sends people without a session to sign in', async () => {
     await enrollAndLogin('bob', ['ops:ops-admin']);

@@ -1,6 +1,9 @@
 // The gateway the browser tests drive: a human listener for dash.<DOMAIN> on a free port, on
 // an embedded store, with a clock the tests move forward (TOTP steps without sleeping 30 s).
+import assert from 'node:assert/strict';
+import https from 'node:https';
 import path from 'node:path';
+import type { Page } from 'playwright-core';
 import { parseConfig } from '../../src/config/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { openBus, type Bus } from '../../src/bus/index.js';
@@ -70,4 +73,25 @@ export async function startGateway(dir: string, clock: OffsetClock, upstreamPort
       await store.close();
     },
   };
+}
+
+/** Waits for `selector`; if the page shows an error first, fails with its text. */
+export async function expectStep(page: Page, selector: string): Promise<void> {
+  await page.waitForSelector(`${selector}, #error:not(:empty)`, { timeout: 15_000 });
+  if (!(await page.isVisible(selector))) assert.fail(`expected ${selector}, the page says: ${(await page.textContent('#error')) ?? ''}`);
+}
+
+/** A plain HTTPS request to the gateway as `dash.<DOMAIN>` (trusting `caPem`), with a session cookie if not ''. */
+export function gatewayRequest(gw: Gateway, caPem: string, p: string, cookie = '', accept = 'application/json'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { host: `dash.${DOMAIN}:${gw.port}`, accept };
+    if (cookie !== '') headers.cookie = `__Host-gatehouse=${cookie}`;
+    const r = https.request({ host: '127.0.0.1', port: gw.port, path: p, servername: `dash.${DOMAIN}`, ca: caPem, headers }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    r.on('error', reject);
+    r.end();
+  });
 }

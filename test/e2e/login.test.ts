@@ -6,7 +6,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import https from 'node:https';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,7 +15,7 @@ import { decodeJwt } from 'jose';
 import { initCa, type CertificateAuthority } from '../../src/pki/index.js';
 import { runStoreOp } from '../../src/admin/ops.js';
 import { browserPrograms, launchBrowser, type Browser } from './browser.js';
-import { DOMAIN, SHOTS, OffsetClock, startGateway, type Gateway } from './gateway.js';
+import { DOMAIN, SHOTS, OffsetClock, expectStep as gatewayStep, gatewayRequest, startGateway, type Gateway } from './gateway.js';
 
 const programs = browserPrograms();
 
@@ -65,11 +64,7 @@ describe('human login in a real browser', { skip: 'skip' in programs ? programs.
   const code = (at: number): string => generateSync({ secret: seed, epoch: Math.floor(at / 1000) });
   const errorText = async (): Promise<string> => (await browser.page.textContent('#error')) ?? '';
   /** Waits for `selector`; if the page shows an error first, fails with its text. */
-  async function expectStep(selector: string): Promise<void> {
-    const page = browser.page;
-    await page.waitForSelector(`${selector}, #error:not(:empty)`, { timeout: 15_000 });
-    if (!(await page.isVisible(selector))) assert.fail(`expected ${selector}, the page says: ${await errorText()}`);
-  }
+  const expectStep = (selector: string): Promise<void> => gatewayStep(browser.page, selector);
 
   it('enrolls a hardware authenticator with user verification and an OTP token', async () => {
     const page = browser.page;
@@ -130,15 +125,7 @@ describe('human login in a real browser', { skip: 'skip' in programs ? programs.
     await page.goto(`${gw.origin}/reports`);
     await page.waitForURL(/\/\.gatehouse\/login/);
     // an API client (no session) gets 401 JSON, not a redirect
-    const api = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const r = https.request({ host: '127.0.0.1', port: gw.port, path: '/reports', servername: `dash.${DOMAIN}`, ca: ca.certPem, headers: { host: `dash.${DOMAIN}:${gw.port}`, accept: 'application/json' } }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      r.on('error', reject);
-      r.end();
-    });
+    const api = await gatewayRequest(gw, ca.certPem, '/reports');
     assert.equal(api.status, 401);
     assert.equal((JSON.parse(api.body) as { error: { code: string } }).error.code, 'ERR_SESSION_REQUIRED');
   });

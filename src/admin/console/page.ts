@@ -14,25 +14,17 @@
 //             #explain-reasons
 // The body's data-can-revoke is "true" for security-admins (the revoke buttons are shown).
 
-function esc(v: string): string {
-  return v.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
+import { esc, htmlDocument } from '../../authenticate/http/pages.js';
 
 const t = (id: string): string => `id="${id}" data-testid="${id}"`;
 
 export function consolePage(o: { user: string; canRevoke: boolean; assetPrefix: string }): string {
-  return `<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <meta name="referrer" content="same-origin">
-  <title>Security console · Gatehouse</title>
-  <link rel="stylesheet" href="${o.assetPrefix}console.css">
-  <script src="${o.assetPrefix}console.js" defer></script>
-</head>
-<body data-page="console" data-can-revoke="${o.canRevoke ? 'true' : 'false'}">
-  <header>
+  return htmlDocument({
+    title: 'Security console',
+    stylesheet: `${o.assetPrefix}console.css`,
+    scripts: [`${o.assetPrefix}console.js`],
+    data: { page: 'console', 'can-revoke': o.canRevoke ? 'true' : 'false' },
+    body: `  <header>
     <h1>Security console</h1>
     <p>Signed in as <strong ${t('console-user')}>${esc(o.user)}</strong>${o.canRevoke ? ' (security admin)' : ' (security auditor)'} · <a href="/.gatehouse/logout">Sign out</a></p>
   </header>
@@ -91,8 +83,6 @@ export function consolePage(o: { user: string; canRevoke: boolean; assetPrefix: 
         <dt>Reasons</dt><dd ${t('explain-reasons')}></dd>
       </dl>
     </section>
-  </main>
-</body>
-</html>
-`;
+  </main>`,
+  });
 }

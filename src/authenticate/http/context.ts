@@ -14,6 +14,7 @@ import type { MfaPolicy } from '../factors.js';
 import type { RelyingParty } from '../webauthn/common.js';
 import type { AttestationPolicy } from '../webauthn/registration.js';
 import type { ReturnPolicy } from '../redirect.js';
+import { hostOnly } from '../../lib/host.js';
 
 export interface ForwardedRequest {
   host: string;
@@ -53,7 +54,6 @@ export interface HumanRoutesOptions {
 export interface HumanContext extends HumanRoutesOptions {
   /** Shared leases for short-lived records (pending sign-ins, challenges, hand-off codes). */
   leases: LeasePool;
-  allowedOrigins: ReadonlySet<string>;
   loginHost: string | undefined;
   hostOf(req: FastifyRequest): string;
   originOf(host: string): string;
@@ -65,35 +65,40 @@ export interface HumanContext extends HumanRoutesOptions {
   fakeCredentialId(username: string): string;
 }
 
-export function hostOnly(hostHeader: string | undefined): string {
-  const h = (hostHeader ?? '').toLowerCase();
-  return h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.replace(/:\d+$/, '');
+export { hostOnly };
+
+/** The https origin of a route host on the public port. */
+export function originOfHost(host: string, publicPort: string): string {
+  return `https://${host}${publicPort === '' ? '' : `:${publicPort}`}`;
+}
+
+/** CSRF: the Origin must be present, allowed (an RP origin, a route host's, the login origin), and this very host's. */
+export function originCheck(o: Pick<HumanRoutesOptions, 'routeHosts' | 'loginOrigin' | 'publicPort'> & { origins: readonly string[] }): (req: FastifyRequest) => void {
+  const allowedOrigins = new Set<string>([...o.origins, ...o.routeHosts.map((h) => originOfHost(h, o.publicPort)), ...(o.loginOrigin !== undefined ? [o.loginOrigin] : [])]);
+  return (req) => {
+    const origin = req.headers.origin;
+    // A state-changing request must say where it comes from
+    if (typeof origin !== 'string' || origin === '') throw new GatehouseError('ERR_ORIGIN_REFUSED', 'expected an Origin header, got none');
+    // It must be exactly one of the allowed origins
+    if (!allowedOrigins.has(origin)) throw new GatehouseError('ERR_ORIGIN_REFUSED', `expected an allowed origin, got ${origin.slice(0, 200)}`);
+    // And the origin of this very host (no cross-host posts between gateway hosts)
+    if (new URL(origin).hostname.toLowerCase() !== hostOnly(req.headers.host)) throw new GatehouseError('ERR_ORIGIN_REFUSED', `expected the origin of ${hostOnly(req.headers.host)}, got ${origin.slice(0, 200)}`);
+  };
 }
 
 export function createContext(o: HumanRoutesOptions): HumanContext {
-  const port = o.publicPort === '' ? '' : `:${o.publicPort}`;
-  const originOf = (host: string): string => `https://${host}${port}`;
+  const originOf = (host: string): string => originOfHost(host, o.publicPort);
   const loginHost = o.loginOrigin === undefined ? undefined : new URL(o.loginOrigin).hostname.toLowerCase();
-  const allowedOrigins = new Set<string>([...o.rp.origins, ...o.routeHosts.map(originOf), ...(o.loginOrigin !== undefined ? [o.loginOrigin] : [])]);
   const others = new Set<string>(loginHost === undefined ? [] : [...o.routeHosts, loginHost]);
   const fakeKey = createHmac('sha256', o.kek).update('gatehouse/fake-credential/v1').digest();
   return {
     ...o,
     leases: new LeasePool(o.store, o.clock),
-    allowedOrigins,
     loginHost,
     hostOf: (req) => hostOnly(req.headers.host),
     originOf,
     returnPolicy: (req) => ({ thisHost: hostOnly(req.headers.host), otherHosts: others, publicPort: o.publicPort }),
-    checkOrigin(req) {
-      const origin = req.headers.origin;
-      // A state-changing request must say where it comes from
-      if (typeof origin !== 'string' || origin === '') throw new GatehouseError('ERR_ORIGIN_REFUSED', 'expected an Origin header, got none');
-      // It must be exactly one of the allowed origins
-      if (!allowedOrigins.has(origin)) throw new GatehouseError('ERR_ORIGIN_REFUSED', `expected an allowed origin, got ${origin.slice(0, 200)}`);
-      // And the origin of this very host (no cross-host posts between gateway hosts)
-      if (new URL(origin).hostname.toLowerCase() !== hostOnly(req.headers.host)) throw new GatehouseError('ERR_ORIGIN_REFUSED', `expected the origin of ${hostOnly(req.headers.host)}, got ${origin.slice(0, 200)}`);
-    },
+    checkOrigin: originCheck({ ...o, origins: o.rp.origins }),
     event(req, action, outcome, extra = {}) {
       o.audit.append({
         '@timestamp': new Date(o.clock.now()).toISOString(),

@@ -16,15 +16,16 @@
 
 export const ASSET_PREFIX = '/.gatehouse/assets/';
 
-function esc(v: string): string {
+export function esc(v: string): string {
   return v.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-function layout(o: { page: string; title: string; data?: Record<string, string>; body: string; script?: boolean }): string {
-  const data = Object.entries(o.data ?? {})
+/** The document every page Gatehouse serves shares (the console's too): one stylesheet, deferred scripts, data-* on the body. */
+export function htmlDocument(o: { title: string; stylesheet: string; scripts?: readonly string[]; data: Record<string, string>; body: string }): string {
+  const data = Object.entries(o.data)
     .map(([k, v]) => ` data-${k}="${esc(v)}"`)
     .join('');
-  const scripts = o.script === false ? '' : `\n  <script src="${ASSET_PREFIX}webauthn.js" defer></script>\n  <script src="${ASSET_PREFIX}gatehouse.js" defer></script>`;
+  const scripts = (o.scripts ?? []).map((src) => `\n  <script src="${esc(src)}" defer></script>`).join('');
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -32,18 +33,28 @@ function layout(o: { page: string; title: string; data?: Record<string, string>;
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <meta name="referrer" content="same-origin">
   <title>${esc(o.title)} · Gatehouse</title>
-  <link rel="stylesheet" href="${ASSET_PREFIX}gatehouse.css">${scripts}
+  <link rel="stylesheet" href="${esc(o.stylesheet)}">${scripts}
 </head>
-<body data-page="${esc(o.page)}"${data}>
-  <main>
-    <h1>${esc(o.title)}</h1>
-    <p id="error" data-testid="error" class="error" role="alert" aria-live="assertive"></p>
-    <p id="status" data-testid="status" class="status" aria-live="polite"></p>
+<body${data}>
 ${o.body}
-  </main>
 </body>
 </html>
 `;
+}
+
+function layout(o: { page: string; title: string; data?: Record<string, string>; body: string; script?: boolean; error?: string }): string {
+  return htmlDocument({
+    title: o.title,
+    stylesheet: `${ASSET_PREFIX}gatehouse.css`,
+    scripts: o.script === false ? [] : [`${ASSET_PREFIX}webauthn.js`, `${ASSET_PREFIX}gatehouse.js`],
+    data: { page: o.page, ...o.data },
+    body: `  <main>
+    <h1>${esc(o.title)}</h1>
+    <p id="error" data-testid="error" class="error" role="alert" aria-live="assertive">${esc(o.error ?? '')}</p>
+    <p id="status" data-testid="status" class="status" aria-live="polite"></p>
+${o.body}
+  </main>`,
+  });
 }
 
 export function loginPage(o: { rd: string; state: string }): string {
@@ -134,11 +145,12 @@ export function errorPage(o: { title: string; code: string; message: string; nex
   return layout({
     page: 'denied',
     title: o.title,
+    error: o.title,
     script: false,
     body: `    <section id="denied" data-testid="denied">
       <p>${esc(o.message)}</p>
       <p>${esc(o.next)}</p>
       <p class="small">Code <code id="denied-code" data-testid="denied-code">${esc(o.code)}</code> · request ${esc(o.requestId)}</p>
     </section>`,
-  }).replace('<p id="error" data-testid="error" class="error" role="alert" aria-live="assertive"></p>', `<p id="error" data-testid="error" class="error" role="alert" aria-live="assertive">${esc(o.title)}</p>`);
+  });
 }

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { GatehouseError, isGatehouseError } from '../../errors.js';
-import { errorBody } from '../../lib/http-errors.js';
+import { errorBody, parseJsonBodies } from '../../lib/http-errors.js';
 import { consumeRecord, readRecord, ttlSeconds } from '../lib/records.js';
 import { randomSecret, safeEqual, sha256hex } from '../lib/digest.js';
 import { clearCookie, readCookie, serializeCookie } from '../lib/cookies.js';
@@ -60,6 +60,10 @@ export interface HumanRoutes {
   refuse(error: GatehouseError, req: FastifyRequest, reply: FastifyReply, target: string): FastifyReply | undefined;
 }
 
+/**
+ * The routes look sessions up in memory (SessionManager.lookup): the caller's onRequest hook
+ * runs SessionManager.ensure for every request first (human-listener.ts), these routes included.
+ */
 export async function humanRoutes(app: FastifyInstance, options: HumanRoutesOptions): Promise<HumanRoutes> {
   const c: HumanContext = createContext(options);
 
@@ -75,13 +79,7 @@ export async function humanRoutes(app: FastifyInstance, options: HumanRoutesOpti
 
   const assets = loadAssets();
   await app.register(async (scope) => {
-    scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
-      try {
-        done(null, JSON.parse(body as string));
-      } catch {
-        done(new GatehouseError('ERR_BAD_REQUEST', 'the body is not JSON'), undefined);
-      }
-    });
+    parseJsonBodies(scope, 64 * 1024);
     await scope.register(rateLimit, { global: false, errorResponseBuilder: () => new GatehouseError('ERR_RATE_LIMITED') });
     scope.addHook('onSend', async (req, reply, payload) => {
       void reply.headers(PAGE_HEADERS);
@@ -214,9 +212,7 @@ export async function humanRoutes(app: FastifyInstance, options: HumanRoutesOpti
     });
     scope.post('/.gatehouse/logout', async (req, reply) => {
       c.checkOrigin(req);
-      const cookie = readCookie(req.headers, SESSION_COOKIE);
-      await c.sessions.ensure(cookie);
-      const primary = c.sessions.primaryOf(cookie);
+      const primary = c.sessions.primaryOf(readCookie(req.headers, SESSION_COOKIE));
       const ended = primary !== undefined && (await c.sessions.end(primary));
       c.event(req, 'authentication.logout', 'success', { 'gatehouse.session_ended': ended });
       void reply.header('set-cookie', clearCookie(SESSION_COOKIE));
@@ -242,7 +238,6 @@ export async function humanRoutes(app: FastifyInstance, options: HumanRoutesOpti
       if ((c.trustedProxies !== undefined && !c.trustedProxies.includes(peer)) || fwdHost === undefined || fwdHost === '' || fwdUri === undefined || fwdUri === '') {
         verdict = { ok: false as const, error: new GatehouseError('ERR_FORWARD_AUTH_REFUSED') };
       } else {
-        await c.sessions.ensure(readCookie(req.headers, SESSION_COOKIE));
         verdict = await c.verifyForwarded(req, { host: fwdHost, method: (first(req.headers['x-forwarded-method']) ?? 'GET').toUpperCase(), target: fwdUri });
       }
       void reply.header('cache-control', 'no-store');

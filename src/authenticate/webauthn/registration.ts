@@ -47,13 +47,7 @@ export async function startRegistration(o: StartRegistrationOptions): Promise<Pu
   });
 }
 
-export interface FinishRegistrationOptions {
-  store: Store;
-  clock: Clock;
-  rp: RelyingParty;
-  userId: string;
-  bound: string;
-  challengeTtlMs: number;
+export interface FinishRegistrationOptions extends Omit<StartRegistrationOptions, 'excludeCredentialIds'> {
   policy: AttestationPolicy;
   response: unknown;
 }
