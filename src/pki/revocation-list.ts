@@ -1,9 +1,8 @@
 // The set of revoked certificate serials, kept current from the store on every replica.
 // isRevoked is a synchronous Set lookup: it runs on the TLS handshake path.
-import { GatehouseError, isGatehouseError } from '../errors.js';
-import { Backoff } from '../lib/backoff.js';
+import { GatehouseError } from '../errors.js';
 import { systemClock, type Clock } from '../lib/clock.js';
-import { text, type KeyValue, type Store, type Watch, type WatchEvent } from '../store/index.js';
+import { PrefixMirror, text, type KeyValue, type Store, type WatchEvent } from '../store/index.js';
 import { canonicalSerial } from './lib/serial.js';
 import { REVOCATION_REASONS, STORE_KEYS, type CertRevocation } from './types.js';
 
@@ -21,30 +20,25 @@ const RETRY_MAX_MS = 30_000;
 type Listener<T> = (value: T) => void;
 
 export class CertRevocationList {
-  readonly #store: Store;
   readonly #clock: Clock;
   readonly #onError: (err: Error) => void;
   #entries = new Map<string, CertRevocation>();
-  #watch: Watch | undefined;
-  #revision = 0;
-  #generation = 0;
-  #closed = false;
-  #loaded = false;
-  readonly #resync: Backoff;
+  #mirror: PrefixMirror | undefined;
   readonly #revokedListeners = new Set<Listener<CertRevocation>>();
   readonly #changeListeners = new Set<Listener<void>>();
 
-  private constructor(store: Store, options: CertRevocationListOptions) {
-    this.#store = store;
+  private constructor(options: CertRevocationListOptions) {
     this.#clock = options.clock ?? systemClock;
     this.#onError = options.onError ?? (() => undefined);
-    this.#resync = new Backoff(this.#clock, RETRY_MIN_MS, RETRY_MAX_MS, () => this.#sync(), (e) => this.#onError(e));
   }
 
   /** Loads the current set and starts watching; resolves once the set is complete. */
   static async open(store: Store, options: CertRevocationListOptions = {}): Promise<CertRevocationList> {
-    const list = new CertRevocationList(store, options);
-    await list.#sync();
+    const list = new CertRevocationList(options);
+    list.#mirror = await PrefixMirror.open(
+      { store, prefix: PREFIX, clock: list.#clock, retryMinMs: RETRY_MIN_MS, retryMaxMs: RETRY_MAX_MS },
+      { snapshot: (kvs, _rev, firstLoad) => list.#load(kvs, firstLoad), event: (e) => list.#apply(e), onError: (e) => list.#onError(e) },
+    );
     return list;
   }
 
@@ -69,7 +63,7 @@ export class CertRevocationList {
 
   /** The store revision the set reflects. */
   get revision(): number {
-    return this.#revision;
+    return this.#mirror?.revision ?? 0;
   }
 
   /** Called once for each newly revoked serial (not for those loaded at open): close its open connections. */
@@ -85,50 +79,26 @@ export class CertRevocationList {
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
-    this.#resync.stop();
-    const w = this.#watch;
-    this.#watch = undefined;
-    await w?.close();
+    await this.#mirror?.close();
   }
 
-  /** Reads the whole set at one revision, swaps it in, and watches from the next revision. */
-  async #sync(): Promise<void> {
-    const generation = ++this.#generation;
-    const old = this.#watch;
-    this.#watch = undefined;
-    await old?.close().catch(() => undefined);
-    const r = await this.#store.range({ prefix: PREFIX });
+  /** The whole set at one revision (at open, and after a lost watch): swapped in. */
+  #load(kvs: readonly KeyValue[], firstLoad: boolean): void {
     const next = new Map<string, CertRevocation>();
-    for (const kv of r.kvs) {
+    for (const kv of kvs) {
       const rec = this.#decode(kv);
       if (rec !== undefined) next.set(rec.serial, rec);
     }
     const added = [...next.values()].filter((rec) => !this.#entries.has(rec.serial));
     const changed = added.length > 0 || next.size !== this.#entries.size;
-    const firstLoad = !this.#loaded;
     this.#entries = next;
-    this.#revision = r.revision;
-    const watch = await this.#store.watch({ prefix: PREFIX }, (e) => this.#apply(e, generation), {
-      fromRevision: r.revision + 1,
-      onError: (err) => this.#lost(err, generation),
-    });
-    if (this.#closed || generation !== this.#generation) {
-      await watch.close();
-      return;
-    }
-    this.#watch = watch;
-    this.#loaded = true;
-    this.#resync.reset();
     if (!firstLoad) {
       for (const rec of added) this.#emit(this.#revokedListeners, rec);
       if (changed) this.#emit(this.#changeListeners, undefined);
     }
   }
 
-  #apply(event: WatchEvent, generation: number): void {
-    if (this.#closed || generation !== this.#generation) return;
-    this.#revision = Math.max(this.#revision, event.kv.modRevision);
+  #apply(event: WatchEvent): void {
     if (event.type === 'delete') {
       // The lease ended: the certificate has expired anyway.
       const serial = canonicalSerial(text(event.kv.key).slice(PREFIX.length));
@@ -160,14 +130,6 @@ export class CertRevocationList {
       this.#onError(new GatehouseError('ERR_CERT_REVOCATION_INVALID', `the record for ${serial} is unreadable; treating the serial as revoked`, { cause }));
       return { serial, revokedAt: new Date(this.#clock.now()).toISOString(), reason: 'unspecified', notAfter: '' };
     }
-  }
-
-  #lost(err: Error, generation: number): void {
-    if (this.#closed || generation !== this.#generation) return;
-    this.#onError(err);
-    // A closed store will not come back; anything else (compaction while away) is healed by a reload.
-    if (isGatehouseError(err, 'ERR_STORE_CLOSED')) return;
-    this.#resync.schedule();
   }
 
   #emit<T>(listeners: Set<Listener<T>>, value: T): void {

@@ -4,8 +4,7 @@
 // no-op. Lookups are synchronous Map lookups: they run on every request and handshake.
 import { isGatehouseError } from '../errors.js';
 import { systemClock, type Clock } from '../lib/clock.js';
-import { Backoff } from '../lib/backoff.js';
-import { text, type KeyValue, type Store, type Watch, type WatchEvent } from '../store/index.js';
+import { PrefixMirror, text, type KeyValue, type Store, type WatchEvent } from '../store/index.js';
 import type { Bus, BusMessage, Subscription } from '../bus/index.js';
 import { canonicalSerial } from '../pki/index.js';
 import { REVOCATION_PATTERN, REVOKED_PREFIX, isRevocationKind, type RevocationKind, type RevocationRecord } from './types.js';
@@ -51,7 +50,6 @@ function keyOf(kind: RevocationKind, id: string): string {
 }
 
 export class RevocationSet {
-  readonly #store: Store;
   readonly #bus: Bus | undefined;
   readonly #clock: Clock;
   readonly #onError: (err: Error) => void;
@@ -59,14 +57,10 @@ export class RevocationSet {
   /** Deleted keys (lease ended or lifted) -> revokedAt: an older bus message cannot bring them back. */
   readonly #lifted = new Map<string, string>();
   readonly #listeners = new Set<Listener>();
-  #watch: Watch | undefined;
+  #mirror: PrefixMirror | undefined;
   #sub: Subscription | undefined;
   #busSeq = 0;
-  #revision = 0;
-  #generation = 0;
   #closed = false;
-  #loaded = false;
-  readonly #resync: Backoff;
   #busRetry: ReturnType<typeof setTimeout> | undefined;
   #busDelay = RETRY_MIN_MS;
   #sweep: ReturnType<typeof setInterval> | undefined;
@@ -74,11 +68,9 @@ export class RevocationSet {
   #viaBus = 0;
 
   private constructor(o: RevocationSetOptions) {
-    this.#store = o.store;
     this.#bus = o.bus;
     this.#clock = o.clock ?? systemClock;
     this.#onError = o.onError ?? (() => undefined);
-    this.#resync = new Backoff(this.#clock, RETRY_MIN_MS, RETRY_MAX_MS, () => this.#sync(), (e) => this.#onError(e));
   }
 
   /** Loads the stored set, starts the watch and (best effort) the bus subscription. */
@@ -86,7 +78,10 @@ export class RevocationSet {
     const set = new RevocationSet(o);
     // subscribe first (only new messages): anything published before is already in the store read below
     await set.#subscribe();
-    await set.#sync();
+    set.#mirror = await PrefixMirror.open(
+      { store: o.store, prefix: REVOKED_PREFIX, clock: set.#clock, retryMinMs: RETRY_MIN_MS, retryMaxMs: RETRY_MAX_MS },
+      { snapshot: (kvs, _rev, firstLoad) => set.#load(kvs, firstLoad), event: (e) => set.#apply(e), onError: (e) => set.#onError(e) },
+    );
     set.#sweep = setInterval(() => set.#expire(), SWEEP_MS);
     set.#sweep.unref();
     return set;
@@ -124,7 +119,7 @@ export class RevocationSet {
   }
 
   stats(): RevocationSetStats {
-    return { size: this.#entries.size, firstViaStore: this.#viaStore, firstViaBus: this.#viaBus, busSequence: this.#busSeq, busSubscribed: this.#sub !== undefined, storeRevision: this.#revision };
+    return { size: this.#entries.size, firstViaStore: this.#viaStore, firstViaBus: this.#viaBus, busSequence: this.#busSeq, busSubscribed: this.#sub !== undefined, storeRevision: this.#mirror?.revision ?? 0 };
   }
 
   /** Called once per revocation newly known here (not for those loaded at open), from whichever path came first. */
@@ -135,14 +130,11 @@ export class RevocationSet {
 
   async close(): Promise<void> {
     this.#closed = true;
-    this.#resync.stop();
     if (this.#busRetry !== undefined) clearTimeout(this.#busRetry);
     if (this.#sweep !== undefined) clearInterval(this.#sweep);
-    const w = this.#watch;
     const s = this.#sub;
-    this.#watch = undefined;
     this.#sub = undefined;
-    await Promise.all([w?.close().catch(() => undefined), s?.close().catch(() => undefined)]);
+    await Promise.all([this.#mirror?.close(), s?.close().catch(() => undefined)]);
   }
 
   // ---- applying -------------------------------------------------------------------------
@@ -249,15 +241,10 @@ export class RevocationSet {
 
   // ---- the store path -------------------------------------------------------------------
 
-  async #sync(): Promise<void> {
-    const generation = ++this.#generation;
-    const firstLoad = !this.#loaded;
-    const old = this.#watch;
-    this.#watch = undefined;
-    await old?.close().catch(() => undefined);
-    const r = await this.#store.range({ prefix: REVOKED_PREFIX });
+  /** The whole stored set at one revision (at open, and after a lost watch). */
+  #load(kvs: readonly KeyValue[], firstLoad: boolean): void {
     const seen = new Set<string>();
-    for (const kv of r.kvs) {
+    for (const kv of kvs) {
       const rec = this.#decode(kv);
       if (rec === undefined) continue;
       seen.add(keyOf(rec.kind, rec.id));
@@ -271,23 +258,9 @@ export class RevocationSet {
       this.#entries.delete(k);
       this.#lifted.set(k, e.record.revokedAt);
     }
-    this.#revision = r.revision;
-    const watch = await this.#store.watch({ prefix: REVOKED_PREFIX }, (e) => this.#apply(e, generation), {
-      fromRevision: r.revision + 1,
-      onError: (err) => this.#lost(err, generation),
-    });
-    if (this.#closed || generation !== this.#generation) {
-      await watch.close();
-      return;
-    }
-    this.#watch = watch;
-    this.#loaded = true;
-    this.#resync.reset();
   }
 
-  #apply(event: WatchEvent, generation: number): void {
-    if (this.#closed || generation !== this.#generation) return;
-    this.#revision = Math.max(this.#revision, event.kv.modRevision);
+  #apply(event: WatchEvent): void {
     if (event.type === 'delete') {
       const parsed = parseKey(text(event.kv.key));
       if (parsed === undefined) return;
@@ -327,12 +300,6 @@ export class RevocationSet {
     }
   }
 
-  #lost(err: Error, generation: number): void {
-    if (this.#closed || generation !== this.#generation) return;
-    this.#onError(err);
-    if (isGatehouseError(err, 'ERR_STORE_CLOSED')) return;
-    this.#resync.schedule();
-  }
 
 }
 

@@ -5,6 +5,7 @@ import type { Store, StoreOptions } from './types.js';
 export * from './types.js';
 export { toBytes, text, json, prefixEnd } from './bytes.js';
 export { rangePages } from './pages.js';
+export { PrefixMirror, type PrefixMirrorHandlers, type PrefixMirrorOptions } from './mirror.js';
 
 export async function openStore(options: StoreOptions): Promise<Store> {
   switch (options.kind) {
