@@ -121,6 +121,10 @@ export class AuditWriter implements AuditSink {
   #timer: TimerHandle | undefined;
   #checkpointTimer: TimerHandle | undefined;
   #flushing: Promise<void> | undefined;
+  /** close() has begun: no timer, retry or flush() starts a pump any more. */
+  #closing = false;
+  #closingDone: Promise<void> | undefined;
+  /** close() is done: the spool file is closed and nothing may touch it. */
   #closed = false;
   #backoffMs = 0;
 
@@ -221,7 +225,7 @@ export class AuditWriter implements AuditSink {
   }
 
   #schedule(ms: number): void {
-    if (this.#timer !== undefined || this.#closed) return;
+    if (this.#timer !== undefined || this.#closing) return;
     this.#timer = this.#clock.setTimer(() => {
       this.#timer = undefined;
       void this.flush();
@@ -229,7 +233,7 @@ export class AuditWriter implements AuditSink {
   }
 
   #armCheckpointTimer(): void {
-    if (this.#closed || this.#o.kek === undefined) return;
+    if (this.#closing || this.#o.kek === undefined) return;
     this.#checkpointTimer = this.#clock.setTimer(() => {
       this.#checkpointTimer = undefined;
       if (this.#head !== undefined && this.#head.seq > this.#lastCheckpointSeq) {
@@ -240,13 +244,22 @@ export class AuditWriter implements AuditSink {
     }, this.#checkpointIntervalMs);
   }
 
-  /** Writes everything queued (and drains the spool); resolves when done or when the store failed. */
+  /**
+   * Writes everything queued (and drains the spool); resolves when done or when the store failed.
+   * Once close() has begun it starts no pump of its own: it waits for the one running.
+   */
   async flush(): Promise<void> {
     while (this.#flushing) await this.#flushing;
-    this.#flushing = this.#pump().finally(() => {
-      this.#flushing = undefined;
+    if (this.#closing) return;
+    return this.#startPump();
+  }
+
+  #startPump(): Promise<void> {
+    const pump = this.#pump().finally(() => {
+      if (this.#flushing === pump) this.#flushing = undefined;
     });
-    return this.#flushing;
+    this.#flushing = pump;
+    return pump;
   }
 
   // ---- the pump: one at a time (flush serialises it) ----
@@ -353,6 +366,7 @@ export class AuditWriter implements AuditSink {
 
   /** The next batch: alerts first, then the queue or the spool. undefined: wait (spool write in flight failed). */
   async #nextBatch(): Promise<Entry[] | undefined> {
+    if (this.#closed) return undefined;
     const limit = Math.min(this.#batchSize, LIMITS.maxTxnOps - 1);
     if (this.#droppedUnreported > 0) {
       this.#priority.push({ '@timestamp': now(this.#clock), 'event.action': 'audit.events.dropped', 'event.outcome': 'failure', 'event.kind': 'alert', 'event.severity': 8, 'gatehouse.error_code': 'ERR_AUDIT_SPOOL_FULL', 'gatehouse.dropped': this.#droppedUnreported });
@@ -503,7 +517,7 @@ export class AuditWriter implements AuditSink {
         this.#spoolPending = [...lines, ...this.#spoolPending];
         this.#spoolPendingBytes += bytes;
         this.#onError(err);
-        if (this.#spoolTimer === undefined && !this.#closed) {
+        if (this.#spoolTimer === undefined && !this.#closing) {
           this.#spoolTimer = this.#clock.setTimer(() => {
             this.#spoolTimer = undefined;
             this.#writeSpool();
@@ -560,20 +574,41 @@ export class AuditWriter implements AuditSink {
     }
   }
 
-  /** Flushes what is queued (bounded by the store's own deadlines), signs a last checkpoint and stops. */
-  async close(): Promise<void> {
+  /**
+   * Flushes what is queued (bounded by the store's own deadlines), signs a last checkpoint and
+   * stops. A pump already running is waited for, the last one is close()'s own, and no other can
+   * start after it, so the spool file is closed only when nothing can read or write it.
+   */
+  close(): Promise<void> {
+    this.#closingDone ??= this.#close();
+    return this.#closingDone;
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true;
+    this.#cancelTimers();
+    this.#checkpointDue = true;
+    while (this.#flushing) await this.#flushing.catch(() => undefined);
+    // events appended while the last batch committed get another pump, unless the store is failing
+    for (let round = 0; round < 3; round++) {
+      await this.#startPump().catch(() => undefined);
+      if (this.#backoffMs > 0 || (this.#queue.length === 0 && this.#priority.length === 0)) break;
+    }
+    this.#cancelTimers(); // the last pump may have armed a retry before it saw #closing
+    this.#writeSpool();
+    await this.#spoolWriting;
+    this.#cancelTimers();
+    this.#closed = true;
+    await this.#spool?.close();
+  }
+
+  #cancelTimers(): void {
     this.#timer?.cancel();
     this.#timer = undefined;
     this.#checkpointTimer?.cancel();
     this.#checkpointTimer = undefined;
-    this.#checkpointDue = true;
-    await this.flush().catch(() => undefined);
-    this.#closed = true;
-    (this.#timer as TimerHandle | undefined)?.cancel(); // the flush may have scheduled a retry
-    this.#writeSpool();
-    await this.#spoolWriting;
     this.#spoolTimer?.cancel();
-    await this.#spool?.close();
+    this.#spoolTimer = undefined;
   }
 }
 

@@ -10,11 +10,25 @@ const hostname = str({ pattern: /^[A-Za-z0-9.:[\]-]+$/, hint: 'a host name or IP
 const port = int({ min: 0, max: 65535 });
 const endpoint = str({ pattern: /^https?:\/\/[^\s/]+$/, hint: 'an endpoint like http://127.0.0.1:2379' });
 
+/** Limits on a proxy listener's connections: an idle, half-open or slow client is dropped, never held. */
+export const CONNECTION_DEFAULTS = { handshakeTimeout: 10_000, headersTimeout: 15_000, idleTimeout: 30_000, maxPerAddress: 256 } as const;
+const connections = obj({
+  /** A TCP connection must finish its TLS handshake within this. */
+  handshakeTimeout: withDefault(duration({ minMs: 100, maxMs: 120_000 }), () => CONNECTION_DEFAULTS.handshakeTimeout),
+  /** A request's headers must arrive within this (slowloris). */
+  headersTimeout: withDefault(duration({ minMs: 100, maxMs: 300_000 }), () => CONNECTION_DEFAULTS.headersTimeout),
+  /** A kept-alive connection with no request in flight is closed after this. */
+  idleTimeout: withDefault(duration({ minMs: 100, maxMs: 3_600_000 }), () => CONNECTION_DEFAULTS.idleTimeout),
+  /** Open connections one client address may hold (TLS handshakes in progress included). */
+  maxPerAddress: withDefault(int({ min: 1, max: 1_000_000 }), () => CONNECTION_DEFAULTS.maxPerAddress),
+});
+
 const listener = obj({
   address: withDefault(hostname, () => '127.0.0.1'),
   port: required(port),
   cert: optional(str()),
   key: optional(str()),
+  connections: withDefault(connections, () => ({ ...CONNECTION_DEFAULTS })),
 });
 
 const schema = obj({
@@ -131,9 +145,9 @@ const schema = obj({
     obj({
       service: optional(listener),
       human: optional(listener),
-      admin: withDefault(listener, () => ({ address: '127.0.0.1', port: 9090 })),
+      admin: withDefault(listener, () => ({ address: '127.0.0.1', port: 9090, connections: { ...CONNECTION_DEFAULTS } })),
     }),
-    () => ({ admin: { address: '127.0.0.1', port: 9090 } }),
+    () => ({ admin: { address: '127.0.0.1', port: 9090, connections: { ...CONNECTION_DEFAULTS } } }),
   ),
   routes: withDefault(
     list(
@@ -148,6 +162,11 @@ const schema = obj({
         tokenHeader: optional(str({ pattern: /^[a-z0-9-]{1,64}$/, hint: 'a lowercase header name' })),
         /** Human listener: demand a WebAuthn assertion at most this old (e.g. 5m) on this route. */
         stepUp: optional(duration({ minMs: 10_000, maxMs: 86_400_000 })),
+        /**
+         * A request header whose name has an underscore: refused with 400 (default, as nginx and
+         * Envoy do: CGI-style servers read X_Foo and X-Foo as one variable), or dropped.
+         */
+        headersWithUnderscores: withDefault(oneOf('reject', 'drop'), () => 'reject' as const),
       }),
     ),
     () => [],

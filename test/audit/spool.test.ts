@@ -96,6 +96,33 @@ describe('audit spool (embedded store, failures injected)', () => {
   });
 });
 
+describe('audit writer close while the store is down (the EBADF hang)', () => {
+  it('a retry timer that fires during close() starts no pump after it: the closed spool is never read', async () => {
+    const h = await harness();
+    const store = flaky(h.store);
+    const errors: unknown[] = [];
+    const w = await AuditWriter.open({ store, clock: h.clock, kek: h.kek, replica: 'r1', spoolDir: path.join(h.dir, 'spool'), onError: (e) => errors.push(e) });
+    store.down = true;
+    for (let i = 0; i < 50; i++) w.append(event(i, h.clock));
+    await w.flush(); // fails: spool mode, a retry timer armed
+    for (let i = 50; i < 60; i++) w.append(event(i, h.clock));
+    const closing = w.close();
+    // every timer the writer armed fires while close() is in flight, then again after it
+    for (let i = 0; i < 20; i++) {
+      h.clock.advance(5_000);
+      await new Promise((r) => setImmediate(r));
+    }
+    await closing;
+    h.clock.advance(60_000);
+    await w.flush(); // after close: a no-op, not a read of the closed file
+    await new Promise((r) => setTimeout(r, 50));
+    const badf = errors.filter((e) => (e as NodeJS.ErrnoException).code === 'EBADF');
+    assert.deepEqual(badf, [], 'nothing touched the closed spool');
+    assert.equal(w.stats.spooled, 60, 'every event reached the spool before close');
+    await h.close();
+  });
+});
+
 describe('audit spool (real etcd stopped under load)', () => {
   let cluster: EtcdCluster | undefined;
   let skip: string | undefined;
@@ -123,11 +150,13 @@ describe('audit spool (real etcd stopped under load)', () => {
     };
     let { store, writer } = await open();
     let n = 0;
-    // load: a steady stream of events from the "request path", never awaiting the writer
+    // load: a steady stream of events from the "request path", never awaiting the writer;
+    // bounded, so even a failed assertion cannot leave it filling the spool forever
     const startLoad = (): (() => Promise<void>) => {
       let running = true;
+      const until = Date.now() + 20_000;
       const load = (async () => {
-        while (running) {
+        while (running && Date.now() < until) {
           for (let i = 0; i < 20; i++) writer.append({ '@timestamp': new Date().toISOString(), 'event.action': 'http.request', 'event.outcome': 'success', 'gatehouse.request_id': `req-${n++}` });
           await new Promise((r) => setTimeout(r, 5));
         }
@@ -138,6 +167,12 @@ describe('audit spool (real etcd stopped under load)', () => {
       };
     };
     let stopLoad = startLoad();
+    // a failing assertion still stops the load and both clients
+    t.after(async () => {
+      await stopLoad();
+      await writer.close();
+      await store.close();
+    });
     await new Promise((r) => setTimeout(r, 500));
     await cluster.kill(member);
     await new Promise((r) => setTimeout(r, 1500));

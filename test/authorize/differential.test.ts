@@ -38,16 +38,46 @@ function describeFailure(state: PolicyState, req: AccessRequest, set: string, fa
   ].join('\n');
 }
 
+/**
+ * Every set also holds one enforced namespace whose outcomes are known by construction: a role
+ * allowed everywhere but under /fixed-deny/. Every tenth request is one of three fixed requests
+ * (allowed, denied by rule, matching no rule), so each outcome is at least 10 % of every group
+ * for every seed; the other nine tenths are random.
+ */
+const FIXED_NS = 'ns-fixed';
+const FIXED_ROLE = 'role-fixed';
+const fixedPolicy: NamespacePolicy = {
+  namespace: FIXED_NS,
+  mode: 'enforce',
+  file: `${FIXED_NS}.yaml`,
+  source: '',
+  rules: [
+    { namespace: FIXED_NS, name: 'fixed-allow', effect: 'allow', from: [{ kind: 'role', role: FIXED_ROLE }], service: '*', methods: '*', paths: ['/**'], order: 0, file: `${FIXED_NS}.yaml`, line: 1 },
+    { namespace: FIXED_NS, name: 'fixed-deny', effect: 'deny', from: [{ kind: 'role', role: FIXED_ROLE }], service: '*', methods: '*', paths: ['/fixed-deny/**'], order: 1, file: `${FIXED_NS}.yaml`, line: 2 },
+  ],
+};
+function fixedRequest(kind: 0 | 1 | 2): AccessRequest {
+  const principal = { kind: 'user' as const, userId: 'fixed', roles: { [FIXED_NS]: [FIXED_ROLE] } };
+  if (kind === 0) return { principal, namespace: FIXED_NS, service: 'svc0', method: 'GET', path: '/open/a' };
+  if (kind === 1) return { principal, namespace: FIXED_NS, service: 'svc0', method: 'POST', path: '/fixed-deny/a' };
+  return { principal, namespace: 'nowhere', service: 'svc0', method: 'GET', path: '/a' };
+}
+
+/** The random requests of every group together (~70,000): each outcome's share there is far from 5 % for any seed. */
+const randomTally: Tally = { requests: 0, allow: 0, deniedByRule: 0, noMatch: 0 };
+
 async function runSets(label: string, sets: number, perSet: number, make: (rng: Rng) => NamespacePolicy[], size: Parameters<typeof universe>[0], seedOffset: number): Promise<Tally> {
   const tally: Tally = { requests: 0, allow: 0, deniedByRule: 0, noMatch: 0 };
   for (let s = 0; s < sets; s++) {
     const rng = new Rng(SEED + seedOffset + s * 7919);
     const u = universe(size);
-    const policies = make(rng);
+    const policies = [...make(rng), fixedPolicy];
     const state = stateFromPolicies(policies, 1);
     const e = await casbinEnforcer(state.lines, MODEL);
     for (let i = 0; i < perSet; i++) {
-      const req = randomRequest(rng, u, policies);
+      const slot = i % 10;
+      const fixed = slot === 0 || slot === 1 || slot === 2;
+      const req = fixed ? fixedRequest(slot) : randomRequest(rng, u, policies);
       const fast = decide(state, req);
       const casbin = casbinAllows(e, req);
       const matching = matchingRules(state, req);
@@ -55,16 +85,18 @@ async function runSets(label: string, sets: number, perSet: number, make: (rng: 
       if (fast.allow !== casbin || fast.rule !== reference?.name) {
         assert.fail(describeFailure(state, req, `${label} set ${s}`, fast, casbin, reference?.name));
       }
-      tally.requests++;
-      if (fast.allow) tally.allow++;
-      else if (fast.reasons.includes('denied-by-rule')) tally.deniedByRule++;
-      else tally.noMatch++;
+      const outcome = fast.allow ? 'allow' : fast.reasons.includes('denied-by-rule') ? 'deniedByRule' : 'noMatch';
+      if (fixed) assert.equal(outcome, (['allow', 'deniedByRule', 'noMatch'] as const)[slot], `fixed request ${slot} in ${label} set ${s}`);
+      for (const t of fixed ? [tally] : [tally, randomTally]) {
+        t.requests++;
+        t[outcome]++;
+      }
     }
   }
   return tally;
 }
 
-/** Every run must exercise all three outcomes, or it proves nothing. */
+/** Every group must exercise all three outcomes, or it proves nothing (the fixed tenth guarantees it). */
 function assertMix(t: Tally): void {
   console.log(`  ${JSON.stringify(t)}`);
   for (const k of ['allow', 'deniedByRule', 'noMatch'] as const) assert.ok(t[k] > t.requests * 0.05, `too few ${k} outcomes: ${JSON.stringify(t)}`);
@@ -98,7 +130,8 @@ describe('fast path == casbin (differential)', () => {
     assertMix(t);
   });
 
-  it('covered at least 100,000 requests', () => {
+  it('covered at least 100,000 requests, the random ones a mix of all three outcomes', () => {
     assert.ok(total >= 100_000, `only ${total} requests`);
+    assertMix(randomTally);
   });
 });

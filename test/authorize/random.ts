@@ -2,37 +2,8 @@
 import type { AccessRequest, Principal } from '../../src/contracts/authz.js';
 import type { NamespacePolicy, PolicyPeer, PolicyRule } from '../../src/authorize/types.js';
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export class Rng {
-  #s: number;
-  constructor(seed: number) {
-    this.#s = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.#s = (this.#s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
-  }
-  some<T>(xs: readonly T[], max: number): T[] {
-    const n = 1 + this.int(max);
-    const out: T[] = [];
-    for (let i = 0; i < n; i++) {
-      const x = this.pick(xs);
-      if (!out.includes(x)) out.push(x);
-    }
-    return out;
-  }
-}
+export { Rng } from '../helpers/rng.js';
+import type { Rng } from '../helpers/rng.js';
 
 export interface Universe {
   namespaces: string[];

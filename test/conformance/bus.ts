@@ -9,6 +9,7 @@ import { isGatehouseError } from '../../src/errors.js';
 import type { ErrorCode } from '../../src/errors.js';
 import { MAX_PAYLOAD_BYTES } from '../../src/bus/subject.js';
 import type { Bus, BusMessage, SubscribeOptions, Subscription } from '../../src/bus/types.js';
+import { Rng } from '../helpers/rng.js';
 
 export interface BusHarness {
   /** A connection to the same logical bus (memory: the shared instance; NATS: a new connection). */
@@ -209,11 +210,12 @@ export function runBusConformance(name: string, makeHarness: MakeBusHarness): vo
       let inFlight = 0;
       let maxInFlight = 0;
       const slow: string[] = [];
+      const delays = new Rng(11);
       await bus.subscribe(`${p}.bp`, async (m) => {
         inFlight++;
         maxInFlight = Math.max(maxInFlight, inFlight);
         await gate;
-        await new Promise((r) => setTimeout(r, Math.random() < 0.1 ? 3 : 0));
+        await new Promise((r) => setTimeout(r, delays.chance(0.1) ? 3 : 0));
         slow.push(text(m));
         inFlight--;
       });

@@ -2,7 +2,7 @@
 // login.test.ts): an operator (bob) signs in and keeps his session cookie; a security admin and
 // auditor (alice) signs in, opens /.gatehouse/admin, filters the audit log, sees the timeline,
 // the segmentation graph and an explained decision, finds bob's live session, revokes it with
-// the button, and bob's next request is refused. Screenshots go to docs/screenshots/console*.png.
+// the button, and bob's next request is refused. Screenshots (npm run screenshots) go to docs/screenshots/console*.png.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';

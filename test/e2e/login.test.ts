@@ -2,7 +2,7 @@
 // (ctap2, usb, user verification) enrolls, logs in with WebAuthn + TOTP, reaches an upstream
 // app through the human listener and sees the identity it received, logs out and is refused.
 // Negative runs: no user verification, a wrong TOTP code, the same code twice, an AAGUID not
-// on the allow-list. Screenshots of the pages go to docs/screenshots/.
+// on the allow-list. Screenshots of the pages (npm run screenshots) go to docs/screenshots/.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
