@@ -2,7 +2,7 @@
 // and `gatehouse cert revoke` reach the store through this gateway. The credential is a random
 // token written 0600 next to the store at every start: whoever may read the store's folder
 // may act on it anyway, and nobody else can.
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import fp from 'fastify-plugin';
@@ -12,6 +12,8 @@ import type { Clock } from '../lib/clock.js';
 import type { Store } from '../store/index.js';
 import type { AuditSink } from '../contracts/audit.js';
 import { errorBody } from '../lib/http-errors.js';
+import { parseBearer } from '../lib/bearer.js';
+import { safeEqual } from '../lib/safe-equal.js';
 import type { Bus } from '../bus/index.js';
 import { isStoreOpName, runStoreOp } from './ops.js';
 
@@ -56,10 +58,8 @@ export interface LocalOpsDeps {
 }
 
 function tokenMatches(header: string | undefined, token: string): boolean {
-  if (header === undefined || !header.startsWith('Bearer ')) return false;
-  const given = Buffer.from(header.slice(7));
-  const want = Buffer.from(token);
-  return given.length === want.length && timingSafeEqual(given, want);
+  const b = parseBearer(header);
+  return b.kind === 'bearer' && safeEqual(b.token, token);
 }
 
 export const localOpsRoutes = fp<LocalOpsDeps>(async (app: FastifyInstance, deps) => {

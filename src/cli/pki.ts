@@ -3,6 +3,7 @@ import path from 'node:path';
 import { loadConfig, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError } from '../errors.js';
 import { systemClock } from '../lib/clock.js';
+import { parseDuration } from '../lib/duration.js';
 import {
   CA_FILES, REVOCATION_REASONS, canonicalSerial, initCa, isDnsLabel, isTrustDomain, issueCertificate, loadCa, recordIssued,
   writeCertificateFiles, type RevocationReason,
@@ -10,14 +11,8 @@ import {
 import { runOp, withStore } from './store-access.js';
 import { configOption, str, usageError, type ArgValues, type Command } from './command.js';
 
-
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses 90s, 15m, 24h, 7d; undefined for anything else (no zero, no fractions, no mixed units). */
-export function parseDuration(input: string): number | undefined {
-  const m = /^([1-9][0-9]{0,8})([smhd])$/.exec(input);
-  return m === null ? undefined : Number(m[1]) * UNITS[m[2]!]!;
-}
+/** --ttl and the config share one grammar (src/lib/duration.ts). */
+export { parseDuration } from '../lib/duration.js';
 
 /** The config when --config was given (ca init and cert issue work without one). */
 async function givenConfig(values: ArgValues, env: Readonly<Record<string, string | undefined>>): Promise<GatehouseConfig | undefined> {

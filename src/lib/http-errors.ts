@@ -35,13 +35,17 @@ export function installErrorHandlers(app: FastifyInstance): void {
   });
 }
 
-/** A JSON body parser for one scope: at most bodyLimit bytes, and ERR_BAD_REQUEST when it is not JSON. */
+/**
+ * A JSON body parser for one scope: at most bodyLimit bytes, parsed by fastify's own parser
+ * (secure-json-parse), which refuses `__proto__` and `constructor.prototype` keys instead of
+ * handing a prototype-polluting object to the routes; every refusal is ERR_BAD_REQUEST.
+ */
 export function parseJsonBodies(scope: FastifyInstance, bodyLimit: number): void {
-  scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, (_req, body, done) => {
-    try {
-      done(null, JSON.parse(body as string));
-    } catch {
-      done(new GatehouseError('ERR_BAD_REQUEST', 'the body is not JSON'), undefined);
-    }
+  const secureParse = scope.getDefaultJsonParser('error', 'error');
+  scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, (req, body, done) => {
+    secureParse(req, body as string, (err: Error | null, value?: unknown) => {
+      if (err === null) done(null, value);
+      else done(new GatehouseError('ERR_BAD_REQUEST', 'the body is not JSON, or it carries __proto__ or constructor.prototype'), undefined);
+    });
   });
 }

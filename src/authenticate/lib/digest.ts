@@ -1,5 +1,5 @@
 // Secrets (session ids, login cookies, enrollment tokens, challenges) are stored only as SHA-256.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 export function sha256hex(value: string | Uint8Array): string {
   return createHash('sha256').update(value).digest('hex');
@@ -8,12 +8,6 @@ export function sha256hex(value: string | Uint8Array): string {
 /** 256 random bits, base64url (43 characters). */
 export function randomSecret(): string {
   return randomBytes(32).toString('base64url');
-}
-
-export function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /** A secret as it may appear in a cookie or link: base64url, 43 characters. */
