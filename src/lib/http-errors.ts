@@ -43,7 +43,7 @@ export function installErrorHandlers(app: FastifyInstance): void {
 export function parseJsonBodies(scope: FastifyInstance, bodyLimit: number): void {
   const secureParse = scope.getDefaultJsonParser('error', 'error');
   scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, (req, body, done) => {
-    secureParse(req, body as string, (err: Error | null, value?: unknown) => {
+    void secureParse(req, body as string, (err: Error | null, value?: unknown) => {
       if (err === null) done(null, value);
       else done(new GatehouseError('ERR_BAD_REQUEST', 'the body is not JSON, or it carries __proto__ or constructor.prototype'), undefined);
     });
