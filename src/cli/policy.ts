@@ -8,7 +8,8 @@ import type { AccessRequest, Principal } from '../contracts/authz.js';
 import { checkPolicies, compilePolicies, decide, formatIssue, readPolicyDir, type PolicyIssue, type PolicyState } from '../authorize/index.js';
 import { casbinAllows, casbinEnforcer } from '../authorize/casbin.js';
 import { parseCases, runCases, type HostRoute, type PolicyCase } from '../authorize/cases.js';
-import { matchingRules, principalFromSpiffeId } from '../authorize/explain.js';
+import { matchingRules } from '../authorize/explain.js';
+import { tryParseSpiffeId } from '../pki/spiffe.js';
 import { configOption, str, usageError, type CliIO, type Command } from './command.js';
 
 const dirOption = { dir: { type: 'string', short: 'd', default: './policies' } } as const;
@@ -118,9 +119,9 @@ export const policyExplainCommand: Command = {
     if (namespace === undefined || service === undefined) throw usageError(this, '--namespace and --service (or --host) are required');
     let principal: Principal;
     if (from !== undefined) {
-      const p = principalFromSpiffeId(from);
-      if (p === undefined) throw usageError(this, `--from must be a SPIFFE ID like spiffe://example.org/ns/frontend/sa/web, got ${from}`);
-      principal = p;
+      const id = tryParseSpiffeId(from);
+      if (id === undefined) throw usageError(this, `--from must be a SPIFFE ID like spiffe://example.org/ns/frontend/sa/web, got ${from}`);
+      principal = { kind: 'service', spiffeId: from, namespace: id.namespace, service: id.service, certSerial: '' };
     } else {
       principal = { kind: 'user', userId: 'explain', roles: { [namespace]: roles } };
     }

@@ -1,6 +1,8 @@
 // The CA: SPIFFE IDs, issuing and renewing certificates, revocation and the CRL.
 export * from './types.js';
-export { spiffeId, parseSpiffeId, trustDomainId, isDnsLabel, isTrustDomain, type SpiffeIdParts } from './spiffe.js';
+export {
+  spiffeId, parseSpiffeId, tryParseSpiffeId, trustDomainId, trustDomainOfId, isDnsLabel, isTrustDomain, spiffeIdOfSubjectAltName, uriSubjectAltNames, type SpiffeIdParts,
+} from './spiffe.js';
 export { initCa, CA_KEY_BITS, type InitCaOptions } from './init-ca.js';
 export { loadCa } from './load-ca.js';
 export { issueCertificate, DEFAULT_CERT_TTL_MS, type IssueCertificateOptions } from './issue-certificate.js';

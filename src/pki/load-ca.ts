@@ -4,7 +4,7 @@ import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import forge from 'node-forge';
 import { GatehouseError } from '../errors.js';
-import { isTrustDomain } from './spiffe.js';
+import { trustDomainOfId } from './spiffe.js';
 import { CA_FILES, type CertificateAuthority } from './types.js';
 
 function caInvalid(message: string, cause?: unknown): GatehouseError {
@@ -62,9 +62,9 @@ export function caFromParts(parts: { dir: string | undefined; certPem: string; p
   if (!certificate.checkPrivateKey(privateKey)) throw caInvalid('the CA private key does not match the CA certificate');
   // The trust domain is named by a spiffe://<td> URI SAN.
   const san = forgeCertificate.getExtension('subjectAltName') as { altNames?: { type: number; value: string }[] } | undefined;
-  const tdIds = (san?.altNames ?? []).filter((n) => n.type === 6 && n.value.startsWith('spiffe://')).map((n) => n.value.slice('spiffe://'.length));
-  const trustDomain = tdIds[0];
-  if (tdIds.length !== 1 || trustDomain === undefined || !isTrustDomain(trustDomain)) {
+  const uris = (san?.altNames ?? []).filter((n) => n.type === 6 && n.value.startsWith('spiffe://'));
+  const trustDomain = uris.length === 1 ? trustDomainOfId(uris[0]!.value) : undefined;
+  if (trustDomain === undefined) {
     throw caInvalid('the CA certificate must carry exactly one URI SAN spiffe://<trust-domain>');
   }
   // Issued certificates and CRLs point at the CA by its subjectKeyIdentifier.

@@ -1,6 +1,7 @@
 // SPIFFE IDs for Gatehouse workloads: exactly spiffe://<trust-domain>/ns/<namespace>/sa/<service>.
-// The parser is strict on purpose: it runs on certificates presented by strangers, and an ID
-// that two parsers could read differently must not reach policy.
+// The one place that builds them, parses them and reads them off a certificate's SANs. The
+// parser is strict on purpose: it runs on certificates presented by strangers, and an ID that
+// two parsers could read differently must not reach policy.
 import { GatehouseError } from '../errors.js';
 
 export interface SpiffeIdParts {
@@ -74,4 +75,43 @@ export function parseSpiffeId(uri: string): SpiffeIdParts {
   if (!isDnsLabel(namespace)) throw invalid('the namespace must be a lowercase DNS label', uri);
   if (!isDnsLabel(service)) throw invalid('the service must be a lowercase DNS label', uri);
   return { trustDomain, namespace, service };
+}
+
+/** parseSpiffeId, or undefined for anything it refuses (for callers that word their own refusal). */
+export function tryParseSpiffeId(uri: string): SpiffeIdParts | undefined {
+  try {
+    return parseSpiffeId(uri);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The trust domain an ID spiffe://<td> names (a CA's URI SAN); undefined for anything else. */
+export function trustDomainOfId(uri: string): string | undefined {
+  if (typeof uri !== 'string' || !uri.startsWith(SCHEME)) return undefined;
+  const td = uri.slice(SCHEME.length);
+  return isTrustDomain(td) ? td : undefined;
+}
+
+/**
+ * The URI SANs of a certificate as Node prints them (`X509Certificate.subjectAltName`,
+ * `PeerCertificate.subjectaltname`): entries joined by ", ". Node quotes an entry that holds a
+ * separator or a quote; such an entry cannot be a valid SPIFFE ID, and is returned quoted so
+ * that parseSpiffeId refuses it.
+ */
+export function uriSubjectAltNames(subjectAltName: string | undefined): string[] {
+  if (subjectAltName === undefined || subjectAltName === '') return [];
+  return subjectAltName.split(', ').filter((e) => e.startsWith('URI:')).map((e) => e.slice(4));
+}
+
+/**
+ * A workload certificate's SPIFFE ID: its one and only SAN, a spiffe:// URI (X509-SVID §2).
+ * Undefined when there is no SAN, more than one, or another kind; the ID is not parsed here.
+ */
+export function spiffeIdOfSubjectAltName(subjectAltName: string | undefined): string | undefined {
+  if (subjectAltName === undefined) return undefined;
+  const entries = subjectAltName.split(', ');
+  const [entry] = entries;
+  if (entries.length !== 1 || entry === undefined || !entry.startsWith(`URI:${SCHEME}`)) return undefined;
+  return entry.slice(4);
 }

@@ -87,3 +87,28 @@ describe('SPIFFE IDs', () => {
     }
   });
 });
+
+describe('SPIFFE IDs on certificates', () => {
+  it('reads the one SAN of a workload certificate as Node prints it', async () => {
+    const { spiffeIdOfSubjectAltName } = await import('../../src/pki/index.js');
+    assert.equal(spiffeIdOfSubjectAltName('URI:spiffe://example.org/ns/a/sa/b'), 'spiffe://example.org/ns/a/sa/b');
+    for (const none of [undefined, '', 'DNS:a.example.org', 'URI:https://example.org/', 'URI:spiffe://example.org/ns/a/sa/b, DNS:x', 'DNS:x, URI:spiffe://example.org/ns/a/sa/b', 'URI:"spiffe://example.org/ns/a/sa/b, DNS:x"']) {
+      assert.equal(spiffeIdOfSubjectAltName(none), undefined, String(none));
+    }
+  });
+
+  it('lists the URI SANs of a server certificate', async () => {
+    const { uriSubjectAltNames } = await import('../../src/pki/index.js');
+    assert.deepEqual(uriSubjectAltNames('DNS:localhost, IP Address:127.0.0.1, URI:spiffe://example.org/ns/a/sa/b'), ['spiffe://example.org/ns/a/sa/b']);
+    assert.deepEqual(uriSubjectAltNames(undefined), []);
+    assert.deepEqual(uriSubjectAltNames('DNS:a, DNS:b'), []);
+  });
+
+  it('reads the trust domain of a CA ID and parses without throwing on request', async () => {
+    const { trustDomainOfId, tryParseSpiffeId } = await import('../../src/pki/index.js');
+    assert.equal(trustDomainOfId('spiffe://example.org'), 'example.org');
+    for (const bad of ['spiffe://', 'spiffe://Example.org', 'spiffe://example.org/', 'https://example.org']) assert.equal(trustDomainOfId(bad), undefined, bad);
+    assert.deepEqual(tryParseSpiffeId('spiffe://td/ns/a/sa/b'), { trustDomain: 'td', namespace: 'a', service: 'b' });
+    assert.equal(tryParseSpiffeId('spiffe://td/ns/a/sa/b/'), undefined);
+  });
+});

@@ -3,7 +3,8 @@
 import type { AccessRequest, Principal } from '../../contracts/authz.js';
 import { GatehouseError } from '../../errors.js';
 import { decide } from '../../authorize/decide.js';
-import { matchingRules, principalFromSpiffeId } from '../../authorize/explain.js';
+import { matchingRules } from '../../authorize/explain.js';
+import { tryParseSpiffeId } from '../../pki/spiffe.js';
 import type { PolicyState } from '../../authorize/types.js';
 
 export interface GraphNode {
@@ -85,10 +86,11 @@ export function explainRequest(q: Record<string, unknown>): AccessRequest {
   if (!NAME.test(namespace) || !NAME.test(service)) throw new GatehouseError('ERR_BAD_REQUEST', 'namespace and service are lowercase names');
   if (!path.startsWith('/')) throw new GatehouseError('ERR_BAD_REQUEST', 'path must start with /');
   if (!/^[A-Za-z]{1,20}$/.test(method) && !/^[A-Za-z0-9_.]+\/[A-Za-z0-9_]+$/.test(method)) throw new GatehouseError('ERR_BAD_REQUEST', 'method must be an HTTP or gRPC method name');
-  let principal: Principal | undefined;
+  let principal: Principal;
   if (from.startsWith('spiffe://')) {
-    principal = principalFromSpiffeId(from);
-    if (principal === undefined) throw new GatehouseError('ERR_BAD_REQUEST', 'from must be spiffe://<trust-domain>/ns/<namespace>/sa/<service> or a role');
+    const id = tryParseSpiffeId(from);
+    if (id === undefined) throw new GatehouseError('ERR_BAD_REQUEST', 'from must be spiffe://<trust-domain>/ns/<namespace>/sa/<service> or a role');
+    principal = { kind: 'service', spiffeId: from, namespace: id.namespace, service: id.service, certSerial: '' };
   } else {
     const role = from.startsWith('role:') ? from.slice(5) : from;
     if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(role)) throw new GatehouseError('ERR_BAD_REQUEST', 'from must be a SPIFFE id or a role name');
