@@ -30,7 +30,7 @@ export async function retryOnConflict<T>(what: string, attempt: (n: number) => P
   for (let n = 0; n < CAS_ATTEMPTS; n++) {
     try {
       const r = await attempt(n);
-      if (r !== CONFLICT) return r as T;
+      if (r !== CONFLICT) return r;
     } catch (err) {
       if (!isGatehouseError(err, 'ERR_STORE_CONFLICT')) throw err;
     }
