@@ -6,12 +6,13 @@
 // prev is hashed as its 64 lowercase hex characters, so `printf '%s%s' "$prev" "$event" | sha256sum`
 // recomputes any link by hand.
 import { createHash } from 'node:crypto';
-import { text, type KeyValue } from '../store/index.js';
+import type { KeyValue } from '../store/index.js';
+import { AUDIT_PREFIX, CHECKPOINT_PREFIX, jsonCodec } from '../store/keys.js';
+import { GatehouseError } from '../errors.js';
 import type { AuditEvent } from '../contracts/audit.js';
 import { canonicalJson } from './lib/canonical-json.js';
 
-export const AUDIT_PREFIX = '/gatehouse/audit/';
-export const CHECKPOINT_PREFIX = '/gatehouse/audit-checkpoints/';
+export { AUDIT_PREFIX, CHECKPOINT_PREFIX };
 export const GENESIS = '0'.repeat(64);
 export const SEQ_DIGITS = 16;
 export const REPLICA_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -62,17 +63,12 @@ export function parseChainKey(key: string, prefix: string): { replica: string; s
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
+const chainJson = jsonCodec<Partial<ChainRecord>>('audit record');
 
 /** The record's fields when they have the right types; undefined for anything else. */
 export function decodeRecord(kv: KeyValue): ChainRecord | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(text(kv.value));
-  } catch {
-    return undefined;
-  }
-  if (typeof v !== 'object' || v === null) return undefined;
-  const r = v as Partial<ChainRecord>;
+  const r = chainJson.decode(kv);
+  if (r instanceof GatehouseError) return undefined;
   if (typeof r.seq !== 'number' || !Number.isSafeInteger(r.seq) || typeof r.prev !== 'string' || !HEX64.test(r.prev) || typeof r.hash !== 'string' || !HEX64.test(r.hash)) return undefined;
   if (typeof r.event !== 'object' || r.event === null || Array.isArray(r.event)) return undefined;
   return { seq: r.seq, prev: r.prev, hash: r.hash, event: r.event };

@@ -5,8 +5,10 @@
 import type { Clock } from '../lib/clock.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { type Store } from '../store/index.js';
-import { readRecord, ttlSeconds, type Writes } from './lib/records.js';
-import { REGULATION_PREFIX, type RegulationRecord } from './types.js';
+import { storeKeys } from '../store/keys.js';
+import { updateKey } from '../store/update.js';
+import { readRecord, recordCodec, ttlSeconds, type Writes } from './lib/records.js';
+import type { RegulationRecord } from './types.js';
 
 export interface RegulationPolicy {
   maxFailures: number;
@@ -26,7 +28,7 @@ export class Regulator {
   }
 
   #key(username: string): string {
-    return REGULATION_PREFIX + encodeURIComponent(username.toLowerCase().slice(0, 128));
+    return storeKeys.regulation(username);
   }
 
   /** Throws ERR_USER_LOCKED while the name is locked. */
@@ -40,28 +42,31 @@ export class Regulator {
 
   /** Records a failure; returns true when this failure locked the name. */
   async fail(username: string): Promise<boolean> {
-    const key = this.#key(username);
     const p = this.#policy;
-    for (let i = 0; i < 8; i++) {
-      const now = this.#clock.now();
-      const cur = await readRecord<RegulationRecord>(this.#store, key);
-      const locked = cur?.value.lockedUntil !== undefined && now < cur.value.lockedUntil;
-      const failures = [...(cur?.value.failures ?? []).filter((t) => now - t < p.window), now];
-      const lockNow = !locked && failures.length >= p.maxFailures;
-      const next: RegulationRecord = { format: 1, failures: lockNow ? [] : failures.slice(-p.maxFailures) };
-      if (lockNow) next.lockedUntil = now + p.duration;
-      else if (locked) next.lockedUntil = cur.value.lockedUntil!;
-      // the record cleans itself up once neither the window nor a lock can matter
-      const lease = await this.#store.grant(ttlSeconds(Math.max(p.window, p.duration) + 60_000));
-      try {
-        await this.#store.put(key, JSON.stringify(next), { lease: lease.id, ifModRevision: cur?.modRevision ?? 0 });
-        return lockNow;
-      } catch (err) {
-        await this.#store.revoke(lease.id).catch(() => undefined);
-        if (!isGatehouseError(err, 'ERR_STORE_CONFLICT')) throw err;
-      }
+    let lockNow = false;
+    try {
+      await updateKey(this.#store, this.#key(username), recordCodec<RegulationRecord>(), (cur) => {
+        const now = this.#clock.now();
+        const lockedUntil = cur?.lockedUntil;
+        const locked = lockedUntil !== undefined && now < lockedUntil;
+        const failures = [...(cur?.failures ?? []).filter((t) => now - t < p.window), now];
+        lockNow = !locked && failures.length >= p.maxFailures;
+        const next: RegulationRecord = { format: 1, failures: lockNow ? [] : failures.slice(-p.maxFailures) };
+        if (lockNow) next.lockedUntil = now + p.duration;
+        else if (locked) next.lockedUntil = lockedUntil;
+        return next;
+      }, {
+        // the record cleans itself up once neither the window nor a lock can matter
+        lease: async () => (await this.#store.grant(ttlSeconds(Math.max(p.window, p.duration) + 60_000))).id,
+        // an unreadable count starts again rather than locking nobody out forever
+        strict: false,
+      });
+    } catch (err) {
+      // a count lost to a write storm must not hide the factor's own failure
+      if (isGatehouseError(err, 'ERR_STORE_CONFLICT')) return false;
+      throw err;
     }
-    return false;
+    return lockNow;
   }
 
   /** A complete sign-in clears the count. */

@@ -1,27 +1,11 @@
 // People: what authenticate keeps in the store (DESIGN.md, "Keys in the store") and the small
 // vocabulary the login flow shares. Times are ms since the epoch (from the injected clock).
 
-export const USERS_PREFIX = '/gatehouse/users/';
-/** One key per credential id (base64url): `webauthn/<credentialId>`. */
-export const CREDENTIALS_PREFIX = '/gatehouse/webauthn/';
-/** The user's OTP token: `totp/<userId>`. */
-export const TOTP_PREFIX = '/gatehouse/totp/';
-/** Imported, not yet assigned OTP tokens: `totp-tokens/<serial>`. */
-export const TOTP_TOKENS_PREFIX = '/gatehouse/totp-tokens/';
-/** Sessions by SHA-256 (hex) of the session id; the id itself is never stored. */
-export const SESSIONS_PREFIX = '/gatehouse/sessions/';
-/** `user-sessions/<userId>/<sessionHash>` -> lease id: disabling a user finds their sessions. */
-export const USER_SESSIONS_PREFIX = '/gatehouse/user-sessions/';
-/** Pending sign-ins by SHA-256 of the login cookie. */
-export const LOGINS_PREFIX = '/gatehouse/logins/';
-/** WebAuthn challenges by SHA-256 of the challenge; single use. */
-export const CHALLENGES_PREFIX = '/gatehouse/challenges/';
-/** Enrollment links by SHA-256 of the token. */
-export const ENROLLMENTS_PREFIX = '/gatehouse/enrollments/';
-/** One-time codes that hand a session to another route host. */
-export const HANDOFFS_PREFIX = '/gatehouse/handoffs/';
-/** Failed factor attempts and lockouts per user name. */
-export const REGULATION_PREFIX = '/gatehouse/regulation/';
+// Where these records live: the store's one key layout (src/store/keys.ts).
+export {
+  USERS_PREFIX, CREDENTIALS_PREFIX, TOTP_PREFIX, TOTP_TOKENS_PREFIX, SESSIONS_PREFIX, USER_SESSIONS_PREFIX,
+  LOGINS_PREFIX, CHALLENGES_PREFIX, ENROLLMENTS_PREFIX, HANDOFFS_PREFIX, REGULATION_PREFIX,
+} from '../store/keys.js';
 
 export const SESSION_COOKIE = '__Host-gatehouse';
 export const LOGIN_COOKIE = '__Host-gatehouse-login';

@@ -1,4 +1,5 @@
 import { loadConfig } from '../config/index.js';
+import { ROOT } from '../store/keys.js';
 import { withStore } from './store-access.js';
 import { configOption, usageError, type Command } from './command.js';
 
@@ -11,7 +12,7 @@ export const storeStatusCommand: Command = {
   async run({ values }, io) {
     const config = await loadConfig(String(values.config), io.env);
     const status = await withStore(config, async (s) => {
-      const r = await s.range({ prefix: '/gatehouse/' }, { keysOnly: true, limit: 1 });
+      const r = await s.range({ prefix: ROOT }, { keysOnly: true, limit: 1 });
       return { kind: s.kind, revision: await s.revision(), keys: r.count };
     });
     io.out(JSON.stringify(status));

@@ -4,13 +4,16 @@
 // revoked usefully, so the index never grows beyond the certificates still valid.
 import { GatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
-import { json, type Store } from '../store/index.js';
+import type { Store } from '../store/index.js';
 import { canonicalSerial } from './lib/serial.js';
 import { REVOCATION_GRACE_MS } from './revoke-certificate.js';
-import { STORE_KEYS, type IssuedCertificate, type IssuedRecord } from './types.js';
+import { decodeOrThrow, jsonCodec, storeKeys } from '../store/keys.js';
+import type { IssuedCertificate, IssuedRecord } from './types.js';
+
+const issuedJson = jsonCodec<IssuedRecord>('issued certificate');
 
 export function issuedKey(serial: string): string {
-  return `${STORE_KEYS.issuedPrefix}${serial}`;
+  return storeKeys.caIssued(serial);
 }
 
 export async function recordIssued(store: Store, issued: IssuedCertificate, options: { clock: Clock }): Promise<IssuedRecord> {
@@ -35,5 +38,6 @@ export async function recordIssued(store: Store, issued: IssuedCertificate, opti
 export async function lookupIssued(store: Store, serial: string): Promise<IssuedRecord | undefined> {
   const s = canonicalSerial(serial);
   if (s === undefined) throw new GatehouseError('ERR_CERT_REVOCATION_INVALID', `not a certificate serial: ${JSON.stringify(String(serial).slice(0, 80))}`);
-  return json<IssuedRecord>(await store.get(issuedKey(s)));
+  const kv = await store.get(issuedKey(s));
+  return kv === undefined ? undefined : decodeOrThrow(issuedJson, kv);
 }

@@ -1,9 +1,12 @@
 // Record a certificate revocation in the store, where every replica's CertRevocationList sees it.
 import { GatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
-import { json, type Store } from '../store/index.js';
+import type { Store } from '../store/index.js';
 import { canonicalSerial } from './lib/serial.js';
-import { REVOCATION_REASONS, STORE_KEYS, type CertRevocation, type RevocationReason } from './types.js';
+import { decodeOrThrow, jsonCodec, storeKeys } from '../store/keys.js';
+import { REVOCATION_REASONS, type CertRevocation, type RevocationReason } from './types.js';
+
+const revocationJson = jsonCodec<CertRevocation>('certificate revocation');
 
 export interface RevokeCertificateOptions {
   serial: string;
@@ -30,7 +33,7 @@ export interface RevokeCertificateResult {
 export const REVOCATION_GRACE_MS = 5 * 60_000;
 
 export function revokedCertKey(serial: string): string {
-  return `${STORE_KEYS.revokedCertPrefix}${serial}`;
+  return storeKeys.revokedCert(serial);
 }
 
 function bad(message: string): GatehouseError {
@@ -46,7 +49,8 @@ export async function revokeCertificate(store: Store, options: RevokeCertificate
   if (!(options.notAfter instanceof Date) || Number.isNaN(options.notAfter.getTime())) throw bad('notAfter must be a valid date');
 
   const key = revokedCertKey(serial);
-  const existing = json<CertRevocation>(await store.get(key));
+  const kv = await store.get(key);
+  const existing = kv === undefined ? undefined : decodeOrThrow(revocationJson, kv);
   if (existing !== undefined) return { record: existing, created: false, expiresAt: new Date(Date.parse(existing.notAfter) + REVOCATION_GRACE_MS) };
 
   const now = options.clock.now();
@@ -63,7 +67,7 @@ export async function revokeCertificate(store: Store, options: RevokeCertificate
   if (txn.succeeded) return { record, created: true, expiresAt: new Date(now + ttlSeconds * 1000) };
   await store.revoke(lease.id).catch(() => undefined);
   const got = txn.results[0];
-  const winner = got?.op === 'get' ? json<CertRevocation>(got.kv) : undefined;
+  const winner = got?.op === 'get' && got.kv !== undefined ? decodeOrThrow(revocationJson, got.kv) : undefined;
   if (winner === undefined) throw new GatehouseError('ERR_STORE_CONFLICT', `the revocation of ${serial} changed while it was written; retry`, { retryable: true });
   return { record: winner, created: false, expiresAt: new Date(Date.parse(winner.notAfter) + REVOCATION_GRACE_MS) };
 }

@@ -1,5 +1,6 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import type forge from 'node-forge';
+import { CA_ISSUED_PREFIX, REVOKED_CERT_PREFIX } from '../store/keys.js';
 
 /** A loaded CA: what issuing, CRL signing and trust configuration need. */
 export interface CertificateAuthority {
@@ -69,7 +70,8 @@ export interface IssuedRecord {
   issuedAt: string;
 }
 
+/** The CA's keys (named in src/store/keys.ts). */
 export const STORE_KEYS = {
-  revokedCertPrefix: '/gatehouse/revoked/cert/',
-  issuedPrefix: '/gatehouse/ca/issued/',
+  revokedCertPrefix: REVOKED_CERT_PREFIX,
+  issuedPrefix: CA_ISSUED_PREFIX,
 } as const;

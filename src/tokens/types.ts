@@ -3,10 +3,11 @@
 // token-checks.ts, which imports nothing from the gateway.
 import { MAX_TOKEN_BYTES, MAX_TTL_SECONDS, TOKEN_TYP, type GatehouseClaims } from '../sdk/token-checks.js';
 
-/** Where signing keys live in the store: one key per kid, each bound to a lease that ends at its expireAt. */
-export const SIGNING_KEY_PREFIX = '/gatehouse/keys/signing/';
-/** The rotation pointer: `{kid}` of the newest key. Rotations compare-and-swap on its modRevision. */
-export const SIGNING_POINTER_KEY = '/gatehouse/keys/signing-current';
+/**
+ * Signing keys: one key per kid, each bound to a lease that ends at its expireAt; and the
+ * rotation pointer `{kid}` of the newest key, which rotations compare-and-swap on.
+ */
+export { SIGNING_KEY_PREFIX, SIGNING_POINTER_KEY } from '../store/keys.js';
 
 export const TOKEN_LIMITS = {
   /** Default token lifetime (DESIGN.md: 5 minutes). */

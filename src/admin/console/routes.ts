@@ -8,13 +8,13 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError, isGatehouseError } from '../../errors.js';
 import type { Clock } from '../../lib/clock.js';
-import { text, type Store } from '../../store/index.js';
+import { rangePages, type Store } from '../../store/index.js';
+import { SESSIONS_PREFIX, SESSION_SUMMARY } from '../../store/keys.js';
 import type { AuditSink } from '../../contracts/audit.js';
 import type { PolicyState } from '../../authorize/types.js';
 import { PAGE_HEADERS, sendHtml } from '../../authenticate/http/context.js';
 import { errorPage } from '../../authenticate/http/pages.js';
 import { AUDIT_READER_ROLES } from '../audit-api.js';
-import { SESSIONS_PREFIX } from '../../revocation/session-records.js';
 import { consolePage } from './page.js';
 import { explain, explainRequest, policyGraph } from './graph.js';
 
@@ -81,33 +81,14 @@ const isAdmin = (who: ConsoleCaller): boolean => (who.roles.gatehouse ?? []).inc
 /** Every live primary session in the store, newest first. */
 export async function listSessions(store: Store, now: number): Promise<LiveSession[]> {
   const out: LiveSession[] = [];
-  const end = SESSIONS_PREFIX.slice(0, -1) + '0';
-  let start = SESSIONS_PREFIX;
   const revision = await store.revision();
-  for (;;) {
-    const page = await store.range({ start, end }, { limit: 500, revision });
-    for (const kv of page.kvs) {
-      try {
-        const r = JSON.parse(text(kv.value)) as Record<string, unknown>;
-        if (r.kind !== 'primary' || typeof r.sid !== 'string' || typeof r.userId !== 'string') continue;
-        const num = (k: string): number => (typeof r[k] === 'number' ? r[k] : 0);
-        if (num('expiresAt') <= now) continue;
-        out.push({
-          sid: r.sid,
-          userId: r.userId,
-          roles: typeof r.roles === 'object' && r.roles !== null ? (r.roles as Record<string, string[]>) : {},
-          createdAt: num('createdAt'),
-          lastSeen: num('lastSeen'),
-          expiresAt: num('expiresAt'),
-          ip: typeof r.ip === 'string' ? r.ip : '',
-          userAgent: typeof r.userAgent === 'string' ? r.userAgent : '',
-        });
-      } catch {
-        // not a session record: skip
-      }
+  for await (const page of rangePages(store, { prefix: SESSIONS_PREFIX }, { limit: 500, revision })) {
+    for (const kv of page) {
+      const r = SESSION_SUMMARY.decode(kv);
+      // aliases and anything unreadable are not listed
+      if (r instanceof GatehouseError || r.expiresAt <= now) continue;
+      out.push({ sid: r.sid, userId: r.userId, roles: r.roles, createdAt: r.createdAt, lastSeen: r.lastSeen, expiresAt: r.expiresAt, ip: r.ip, userAgent: r.userAgent });
     }
-    if (!page.more || page.kvs.length === 0) break;
-    start = `${text(page.kvs[page.kvs.length - 1]!.key)}\u0000`;
   }
   return out.sort((a, b) => b.createdAt - a.createdAt);
 }

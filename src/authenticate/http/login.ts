@@ -7,6 +7,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError, isGatehouseError } from '../../errors.js';
 import type { LeaseId } from '../../store/index.js';
+import { CONFLICT as RETRY, retryOnConflict } from '../../store/update.js';
 import { commit, readRecord, unchanged, type Versioned, type Writes } from '../lib/records.js';
 import { randomSecret, sha256hex } from '../lib/digest.js';
 import { clearCookie, readCookie, serializeCookie } from '../lib/cookies.js';
@@ -20,10 +21,6 @@ import { HANDOFFS_PREFIX, LOGINS_PREFIX, LOGIN_COOKIE, SESSION_COOKIE, USERS_PRE
 import { bodyOf, type HumanContext } from './context.js';
 
 const HANDOFF_TTL_MS = 60_000;
-/** Times a step starts again when another writer came first. */
-const ATTEMPTS = 8;
-/** A step's answer when a guard of its transaction failed: it starts again. */
-const RETRY = Symbol('retry');
 
 interface Pending {
   login: LoginRecord;
@@ -78,13 +75,9 @@ export function loginRoutes(app: FastifyInstance, c: HumanContext, limited: obje
     return lease;
   }
 
-  /** Runs a step, again from its first read while another writer comes first. */
-  async function retrying(step: () => Promise<unknown>): Promise<unknown> {
-    for (let i = 0; i < ATTEMPTS; i++) {
-      const answer = await step();
-      if (answer !== RETRY) return answer;
-    }
-    throw new GatehouseError('ERR_STORE_CONFLICT', 'sign-in: too many concurrent attempts', { retryable: true });
+  /** Runs a step, again from its first read while another writer comes first (a guard of its transaction failed). */
+  function retrying(step: () => Promise<unknown>): Promise<unknown> {
+    return retryOnConflict('sign-in', step);
   }
 
   /** Audits a failed factor, counts it towards the lockout, raises the alert of a suspected clone. */

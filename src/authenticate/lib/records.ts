@@ -1,42 +1,32 @@
-// JSON records in the store, the compare-and-swap update loop every record change uses, and
-// guarded writes that several steps fold into one transaction (one durable commit).
-import { GatehouseError, isGatehouseError } from '../../errors.js';
-import { text, type Compare, type KeyValue, type Store, type TxnOp } from '../../store/index.js';
+// authenticate's JSON records in the store (read with the store's codecs and changed with its
+// compare-and-swap update), and guarded writes that several steps fold into one transaction
+// (one durable commit).
+import type { Compare, KeyValue, Store, TxnOp } from '../../store/index.js';
+import { decodeOrThrow, jsonCodec, type RecordCodec } from '../../store/keys.js';
+import { readCurrent, updateKey, type Current } from '../../store/update.js';
 
-export interface Versioned<T> {
-  value: T;
-  modRevision: number;
-  lease: string | undefined;
-}
+export type Versioned<T> = Current<T>;
 
+/** authenticate writes and reads its own records: any JSON object, ERR_STORE_CORRUPT otherwise. */
+const anyRecord = jsonCodec<unknown>('record');
+export const recordCodec = <T>(): RecordCodec<T> => anyRecord as RecordCodec<T>;
+
+/** One record; throws ERR_STORE_CORRUPT when it is not a JSON object. */
 export function parseRecord<T>(kv: KeyValue): T {
-  return JSON.parse(text(kv.value)) as T;
+  return decodeOrThrow(recordCodec<T>(), kv);
 }
 
-export async function readRecord<T>(store: Store, key: string): Promise<Versioned<T> | undefined> {
-  const kv = await store.get(key);
-  if (kv === undefined) return undefined;
-  return { value: parseRecord<T>(kv), modRevision: kv.modRevision, lease: kv.lease };
+export function readRecord<T>(store: Store, key: string): Promise<Versioned<T> | undefined> {
+  return readCurrent(store, key, recordCodec<T>());
 }
 
 /**
- * Reads, changes and writes back with ifModRevision, retrying when another writer won;
- * `change` returns undefined to leave the record as it is. Keeps the key's lease.
+ * Changes an existing record by compare-and-swap (store/update.ts); `change` returns undefined
+ * to leave it as it is. An absent record stays absent (undefined). Keeps the key's lease.
  */
-export async function updateRecord<T>(store: Store, key: string, change: (current: T) => T | undefined, attempts = 8): Promise<T | undefined> {
-  for (let i = 0; i < attempts; i++) {
-    const cur = await readRecord<T>(store, key);
-    if (cur === undefined) return undefined;
-    const next = change(cur.value);
-    if (next === undefined) return cur.value;
-    try {
-      await store.put(key, JSON.stringify(next), { ifModRevision: cur.modRevision, ...(cur.lease !== undefined ? { lease: cur.lease } : {}) });
-      return next;
-    } catch (err) {
-      if (!isGatehouseError(err, 'ERR_STORE_CONFLICT')) throw err;
-    }
-  }
-  throw new GatehouseError('ERR_STORE_CONFLICT', `${key}: too many concurrent writers`, { retryable: true });
+export async function updateRecord<T>(store: Store, key: string, change: (current: T) => T | undefined): Promise<T | undefined> {
+  const r = await updateKey(store, key, recordCodec<T>(), (cur) => (cur === undefined ? undefined : change(cur)));
+  return r.value;
 }
 
 /** Deletes the key only if it is still the version read: exactly one of several concurrent consumers wins. */

@@ -6,6 +6,7 @@ import type { KeyObject } from 'node:crypto';
 import { GatehouseError } from '../../errors.js';
 import type { Clock } from '../../lib/clock.js';
 import { type Store, type TxnOp } from '../../store/index.js';
+import { CONFLICT, retryOnConflict } from '../../store/update.js';
 import { commit, readRecord, unchanged, type Writes } from '../lib/records.js';
 import { TOTP_PREFIX, TOTP_TOKENS_PREFIX, USERS_PREFIX, type TotpParams, type TotpRecord, type TotpTokenRecord } from '../types.js';
 import { matchStep } from './codes.js';
@@ -64,12 +65,12 @@ export interface VerifyTotpOptions {
 
 /** Login step two: the code must match a step within ±1 of now that is after the last accepted step. */
 export async function verifyTotp(o: VerifyTotpOptions): Promise<{ step: number; serial: string }> {
-  for (let attempt = 0; attempt < 8; attempt++) {
+  return retryOnConflict('OTP token', async () => {
     const accepted = await checkTotp(o);
     // another replica accepted a code meanwhile: check again, and this one is a replay if it was the same step
-    if ((await commit(o.store, accepted.writes)) !== undefined) return { step: accepted.step, serial: accepted.serial };
-  }
-  throw new GatehouseError('ERR_TOTP_REPLAY', 'too many concurrent attempts for this token');
+    if ((await commit(o.store, accepted.writes)) === undefined) return CONFLICT;
+    return { step: accepted.step, serial: accepted.serial };
+  }, { exhausted: () => new GatehouseError('ERR_TOTP_REPLAY', 'too many concurrent attempts for this token') });
 }
 
 /**

@@ -7,6 +7,7 @@ import { generateAuthenticationOptions, verifyAuthenticationResponse, type Authe
 import { GatehouseError } from '../../errors.js';
 import type { Clock } from '../../lib/clock.js';
 import { type Store } from '../../store/index.js';
+import { CONFLICT, retryOnConflict } from '../../store/update.js';
 import { issueChallenge, takeChallenge } from '../challenges.js';
 import { commit, readRecord, unchanged, type Writes } from '../lib/records.js';
 import { CREDENTIALS_PREFIX, type ChallengeRecord, type CredentialRecord } from '../types.js';
@@ -119,11 +120,10 @@ async function checkSignature(o: FinishAuthenticationOptions, challenge: string,
 
 /** Verifies an assertion and commits its writes alone, again from the start when another writer came first. */
 export async function finishAuthentication(o: FinishAuthenticationOptions): Promise<AuthenticationResult> {
-  for (let i = 0; i < 8; i++) {
+  return retryOnConflict('credential counter', async () => {
     const a = await verifyAssertion(o);
-    if ((await commit(o.store, a.writes)) === undefined) continue;
+    if ((await commit(o.store, a.writes)) === undefined) return CONFLICT;
     if (a.refusal !== undefined) throw a.refusal;
     return { credential: a.credential, at: a.at };
-  }
-  throw new GatehouseError('ERR_STORE_CONFLICT', 'credential counter: too many concurrent writers', { retryable: true });
+  });
 }

@@ -3,12 +3,15 @@
 import { createHash } from 'node:crypto';
 import { GatehouseError } from '../../errors.js';
 import { text, type KeyValue } from '../../store/index.js';
+import { jsonCodec } from '../../store/keys.js';
 import { SIGNING_KEY_PREFIX, TOKEN_LIMITS, type PublicJwk, type SigningPointer, type StoredSigningKey } from '../types.js';
 
 /** How long a key stays published after it stops signing: the longest token it can have signed, plus skew. */
 export const RETIRED_GRACE_MS = (TOKEN_LIMITS.maxTtlSeconds + TOKEN_LIMITS.clockSkewSeconds) * 1000;
 
 const KID = /^[A-Za-z0-9_-]{16,64}$/;
+const signingKeyJson = jsonCodec<Partial<StoredSigningKey>>('signing key');
+const pointerJson = jsonCodec<Partial<SigningPointer>>('signing key pointer');
 const B64URL_32 = /^[A-Za-z0-9_-]{43}$/;
 
 /** RFC 7638 thumbprint of an Ed25519 public key: the kid names the key itself. */
@@ -29,13 +32,9 @@ export function decodeSigningKey(kv: KeyValue): StoredSigningKey {
   const key = text(kv.key);
   const kid = key.slice(SIGNING_KEY_PREFIX.length);
   const corrupt = (why: string): GatehouseError => new GatehouseError('ERR_STORE_CORRUPT', `${key}: ${why}`, { details: { kid } });
-  let v: Partial<StoredSigningKey>;
-  try {
-    v = JSON.parse(text(kv.value)) as Partial<StoredSigningKey>;
-  } catch (cause) {
-    throw new GatehouseError('ERR_STORE_CORRUPT', `${key}: not JSON`, { cause, details: { kid } });
-  }
-  if (typeof v !== 'object' || v === null || v.format !== 1) throw corrupt('not a signing key record');
+  const v = signingKeyJson.decode(kv);
+  if (v instanceof GatehouseError) throw new GatehouseError('ERR_STORE_CORRUPT', v.message, { cause: v.cause, details: { kid } });
+  if (v.format !== 1) throw corrupt('not a signing key record');
   if (v.kid !== kid || !isKid(kid)) throw corrupt('kid does not match the key name');
   if (v.alg !== 'EdDSA' || v.crv !== 'Ed25519') throw corrupt('not an Ed25519 key');
   const jwk: Partial<PublicJwk> | undefined = v.publicJwk;
@@ -59,13 +58,8 @@ export function decodeSigningKey(kv: KeyValue): StoredSigningKey {
 }
 
 export function decodePointer(kv: KeyValue | undefined): SigningPointer | undefined {
-  if (kv === undefined) return undefined;
-  try {
-    const v = JSON.parse(text(kv.value)) as Partial<SigningPointer>;
-    return isKid(v.kid) ? { kid: v.kid } : undefined;
-  } catch {
-    return undefined;
-  }
+  const v = kv === undefined ? undefined : pointerJson.decode(kv);
+  return v === undefined || v instanceof GatehouseError || !isKid(v.kid) ? undefined : { kid: v.kid };
 }
 
 /** Whole seconds for a lease that must outlive `untilMs` (rounded up, plus one for the store's own rounding). */
