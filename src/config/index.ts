@@ -4,176 +4,170 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { GatehouseError } from '../errors.js';
-import { bool, byKind, duration, int, list, mapOf, obj, oneOf, optional, required, str, withDefault, Issues, type Path } from './schema.js';
+import { Duration, Type, applyDefaults, dropNulls, formatPath, issuesOf, type Issue, type Path, type StaticDecode, type TSchema } from '../lib/schema.js';
+import type { TLiteral, TUnion } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+// Shorthands that read like the config they describe; every problem is worded by lib/schema.ts.
+/** A non-empty string, matching `pattern` when given; `hint` is what a refusal says it must be. */
+const str = (o: { pattern?: RegExp; hint?: string } = {}) =>
+  Type.String({ minLength: 1, ...(o.pattern !== undefined ? { pattern: o.pattern.source } : {}), ...(o.hint !== undefined ? { hint: o.hint } : {}) });
+const int = (o: { min?: number; max?: number } = {}, fallback?: number) =>
+  Type.Integer({ ...(o.min !== undefined ? { minimum: o.min } : {}), ...(o.max !== undefined ? { maximum: o.max } : {}), ...(fallback !== undefined ? { default: fallback } : {}) });
+const oneOf = <const T extends string[]>(...values: T): TUnion<{ [K in keyof T]: TLiteral<T[K]> }> => Type.Union(values.map((v) => Type.Literal(v))) as TUnion<{ [K in keyof T]: TLiteral<T[K]> }>;
+/** A map with exactly these keys: unknown keys are refused by name. */
+const obj = <P extends Record<string, TSchema>>(props: P, fallback?: object) =>
+  Type.Object(props, { additionalProperties: false, ...(fallback !== undefined ? { default: fallback } : {}) });
+const list = <T extends TSchema>(item: T, o: { min?: number } = {}, fallback?: unknown[]) =>
+  Type.Array(item, { ...(o.min !== undefined ? { minItems: o.min } : {}), ...(fallback !== undefined ? { default: fallback } : {}) });
+const withDefault = <T extends TSchema>(schema: T, fallback: unknown): T => ({ ...schema, default: fallback });
 
 const hostname = str({ pattern: /^[A-Za-z0-9.:[\]-]+$/, hint: 'a host name or IP address' });
 const port = int({ min: 0, max: 65535 });
 const endpoint = str({ pattern: /^https?:\/\/[^\s/]+$/, hint: 'an endpoint like http://127.0.0.1:2379' });
+const dnsLabel = str({ pattern: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, hint: 'a DNS label' });
+const factor = oneOf('webauthn-uv', 'totp');
 
 /** Limits on a proxy listener's connections: an idle, half-open or slow client is dropped, never held. */
 export const CONNECTION_DEFAULTS = { handshakeTimeout: 10_000, headersTimeout: 15_000, idleTimeout: 30_000, maxPerAddress: 256 } as const;
 const connections = obj({
   /** A TCP connection must finish its TLS handshake within this. */
-  handshakeTimeout: withDefault(duration({ minMs: 100, maxMs: 120_000 }), () => CONNECTION_DEFAULTS.handshakeTimeout),
+  handshakeTimeout: Duration({ minMs: 100, maxMs: 120_000 }, CONNECTION_DEFAULTS.handshakeTimeout),
   /** A request's headers must arrive within this (slowloris). */
-  headersTimeout: withDefault(duration({ minMs: 100, maxMs: 300_000 }), () => CONNECTION_DEFAULTS.headersTimeout),
+  headersTimeout: Duration({ minMs: 100, maxMs: 300_000 }, CONNECTION_DEFAULTS.headersTimeout),
   /** A kept-alive connection with no request in flight is closed after this. */
-  idleTimeout: withDefault(duration({ minMs: 100, maxMs: 3_600_000 }), () => CONNECTION_DEFAULTS.idleTimeout),
+  idleTimeout: Duration({ minMs: 100, maxMs: 3_600_000 }, CONNECTION_DEFAULTS.idleTimeout),
   /** Open connections one client address may hold (TLS handshakes in progress included). */
-  maxPerAddress: withDefault(int({ min: 1, max: 1_000_000 }), () => CONNECTION_DEFAULTS.maxPerAddress),
-});
+  maxPerAddress: int({ min: 1, max: 1_000_000 }, CONNECTION_DEFAULTS.maxPerAddress),
+}, {});
 
 const listener = obj({
-  address: withDefault(hostname, () => '127.0.0.1'),
-  port: required(port),
-  cert: optional(str()),
-  key: optional(str()),
-  connections: withDefault(connections, () => ({ ...CONNECTION_DEFAULTS })),
+  address: withDefault(hostname, '127.0.0.1'),
+  port,
+  cert: Type.Optional(str()),
+  key: Type.Optional(str()),
+  connections,
 });
 
 const schema = obj({
-  trustDomain: withDefault(str({ pattern: /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, hint: 'a lowercase DNS name like example.org' }), () => 'gatehouse.local'),
+  trustDomain: withDefault(str({ pattern: /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, hint: 'a lowercase DNS name like example.org' }), 'gatehouse.local'),
   /** This replica's name in audit chains; default: the host name. Unique per running process. */
-  replicaId: optional(str({ pattern: /^[A-Za-z0-9._-]{1,128}$/, hint: 'letters, digits, ".", "_" or "-"' })),
+  replicaId: Type.Optional(str({ pattern: /^[A-Za-z0-9._-]{1,128}$/, hint: 'letters, digits, ".", "_" or "-"' })),
   store: withDefault(
-    byKind({
-      embedded: obj({
-        kind: required(oneOf('embedded')),
-        path: required(str()),
+    Type.Union([
+      obj({
+        kind: Type.Literal('embedded'),
+        path: str(),
         /** Bytes of address space to map for the data file (not memory); default: the store's DEFAULT_MAP_SIZE. */
-        mapSize: optional(int({ min: 2 ** 20, max: 2 ** 40 })),
+        mapSize: Type.Optional(int({ min: 2 ** 20, max: 2 ** 40 })),
       }),
-      etcd: obj({
-        kind: required(oneOf('etcd')),
-        endpoints: required(list(endpoint, { min: 1 })),
-        timeoutMs: optional(int({ min: 50, max: 60_000 })),
-        tls: optional(obj({ caFile: optional(str()), certFile: optional(str()), keyFile: optional(str()) })),
-        auth: optional(obj({ username: required(str()), password: required(str()) })),
+      obj({
+        kind: Type.Literal('etcd'),
+        endpoints: list(endpoint, { min: 1 }),
+        timeoutMs: Type.Optional(int({ min: 50, max: 60_000 })),
+        tls: Type.Optional(obj({ caFile: Type.Optional(str()), certFile: Type.Optional(str()), keyFile: Type.Optional(str()) })),
+        auth: Type.Optional(obj({ username: str(), password: str() })),
       }),
-    }),
-    () => ({ kind: 'embedded' as const, path: './data' }),
+    ]),
+    { kind: 'embedded', path: './data' },
   ),
   bus: withDefault(
-    byKind({
-      memory: obj({ kind: required(oneOf('memory')), retain: optional(int({ min: 1 })) }),
-      nats: obj({
-        kind: required(oneOf('nats')),
-        servers: required(list(str({ pattern: /^(nats|tls):\/\/[^\s/]+$|^[^\s:/]+:\d+$/, hint: 'a server like nats://127.0.0.1:4222' }), { min: 1 })),
-        stream: optional(str({ pattern: /^[A-Za-z0-9_-]+$/, hint: 'a JetStream stream name (letters, digits, _ and -)' })),
-        timeoutMs: optional(int({ min: 50, max: 60_000 })),
-      }),
-    }),
-    () => ({ kind: 'memory' as const }),
-  ),
-  pki: withDefault(obj({ dir: required(str()) }), () => ({ dir: './certs' })),
-  audit: withDefault(
-    obj({
-      /** Sign a checkpoint of this replica's chain every N events... */
-      checkpointEvery: withDefault(int({ min: 1, max: 1_000_000 }), () => 1_000),
-      /** ...or this often, whichever comes first. */
-      checkpointInterval: withDefault(duration({ minMs: 1_000, maxMs: 3_600_000 }), () => 10_000),
-      /** Where events wait on disk while the store is unreachable (relative to this file). */
-      spoolDir: optional(str()),
-    }),
-    () => ({ checkpointEvery: 1_000, checkpointInterval: 10_000 }),
-  ),
-  tokens: withDefault(
-    obj({
-      /** iss of every minted token; default https://gatehouse.<trustDomain>. */
-      issuer: optional(str({ pattern: /^https?:\/\/[^\s?#]+$/, hint: 'an https:// URL without query or fragment' })),
-      /** Key-encryption key file (base64 of 32 bytes); GATEHOUSE_KEK overrides; default <pki.dir>/kek. */
-      kekFile: optional(str()),
-      ttl: withDefault(duration({ minMs: 1_000, maxMs: 900_000 }), () => 300_000),
-      rotateAfter: withDefault(duration({ minMs: 60_000 }), () => 86_400_000),
-    }),
-    () => ({ ttl: 300_000, rotateAfter: 86_400_000 }),
-  ),
-  policies: withDefault(obj({ dir: required(str()) }), () => ({ dir: './policies' })),
-  /** People's sessions (human listener). */
-  sessions: withDefault(
-    obj({
-      idleTimeout: withDefault(duration({ minMs: 60_000, maxMs: 86_400_000 }), () => 900_000),
-      absoluteTimeout: withDefault(duration({ minMs: 300_000, maxMs: 30 * 86_400_000 }), () => 43_200_000),
-    }),
-    () => ({ idleTimeout: 900_000, absoluteTimeout: 43_200_000 }),
-  ),
-  /** The login flow (human listener). */
-  login: withDefault(
-    obj({
-      /** Where people sign in when routes use several hosts (one of webauthn.origins); default: on each host. */
-      origin: optional(str({ pattern: /^https:\/\/[^\s/?#]+$/, hint: 'an origin like https://login.example.org' })),
-      pendingTtl: withDefault(duration({ minMs: 30_000, maxMs: 3_600_000 }), () => 300_000),
-      enrollmentTtl: withDefault(duration({ minMs: 60_000, maxMs: 30 * 86_400_000 }), () => 86_400_000),
-      rateLimit: withDefault(obj({ max: withDefault(int({ min: 1 }), () => 30), window: withDefault(duration({ minMs: 1_000 }), () => 60_000) }), () => ({ max: 30, window: 60_000 })),
-      lockout: withDefault(
-        obj({
-          maxFailures: withDefault(int({ min: 1, max: 1000 }), () => 5),
-          window: withDefault(duration({ minMs: 1_000 }), () => 600_000),
-          duration: withDefault(duration({ minMs: 1_000 }), () => 900_000),
-        }),
-        () => ({ maxFailures: 5, window: 600_000, duration: 900_000 }),
-      ),
-      /** /.gatehouse/auth/verify answers only these addresses when set (the front proxies). */
-      forwardAuth: optional(obj({ trustedProxies: required(list(str({ pattern: /^[0-9A-Fa-f.:]+$/, hint: 'an IP address' }))) })),
-    }),
-    () => ({ pendingTtl: 300_000, enrollmentTtl: 86_400_000, rateLimit: { max: 30, window: 60_000 }, lockout: { maxFailures: 5, window: 600_000, duration: 900_000 } }),
-  ),
-  /** WebAuthn relying party (required with listeners.human). */
-  webauthn: optional(
-    obj({
-      rpId: required(str({ pattern: /^[a-z0-9.-]+$/, hint: 'a lowercase host name like example.org' })),
-      rpName: withDefault(str(), () => 'Gatehouse'),
-      origins: required(list(str({ pattern: /^https:\/\/[^\s/?#]+$/, hint: 'an origin like https://login.example.org:8443' }), { min: 1 })),
-      /** Authenticator models that may enroll (AAGUIDs, lowercase with dashes); absent: any. */
-      allowedAAGUIDs: optional(list(str({ pattern: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, hint: 'an AAGUID like cb69481e-8ff7-4039-93ec-0a2729a154a8' }))),
-      requireAttestation: withDefault(bool(), () => false),
-      /** PEM files of trusted attestation roots (relative to the config file). */
-      attestationRoots: withDefault(list(str()), () => []),
-      challengeTtl: withDefault(duration({ minMs: 10_000, maxMs: 600_000 }), () => 120_000),
-    }),
-  ),
-  /** Factors people must present, in order; per-role lists may only add factors. */
-  mfa: withDefault(
-    obj({
-      require: withDefault(list(oneOf('webauthn-uv', 'totp'), { min: 1 }), () => ['webauthn-uv' as const, 'totp' as const]),
-      /** Keys: "role" (in any namespace) or "namespace:role". */
-      roles: optional(mapOf(list(oneOf('webauthn-uv', 'totp'), { min: 1 }))),
-    }),
-    () => ({ require: ['webauthn-uv' as const, 'totp' as const] }),
-  ),
-  listeners: withDefault(
-    obj({
-      service: optional(listener),
-      human: optional(listener),
-      admin: withDefault(listener, () => ({ address: '127.0.0.1', port: 9090, connections: { ...CONNECTION_DEFAULTS } })),
-    }),
-    () => ({ admin: { address: '127.0.0.1', port: 9090, connections: { ...CONNECTION_DEFAULTS } } }),
-  ),
-  routes: withDefault(
-    list(
+    Type.Union([
+      obj({ kind: Type.Literal('memory'), retain: Type.Optional(int({ min: 1 })) }),
       obj({
-        host: required(hostname),
-        namespace: required(str({ pattern: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, hint: 'a DNS label' })),
-        service: required(str({ pattern: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, hint: 'a DNS label' })),
-        upstream: required(str({ pattern: /^https?:\/\/[^\s]+$/, hint: 'an http:// or https:// URL' })),
-        /** Keep the client's own Authorization header (default: dropped). */
-        passAuthorization: optional(bool()),
-        /** Header that carries the minted token to the upstream (default authorization, as Bearer). */
-        tokenHeader: optional(str({ pattern: /^[a-z0-9-]{1,64}$/, hint: 'a lowercase header name' })),
-        /** Human listener: demand a WebAuthn assertion at most this old (e.g. 5m) on this route. */
-        stepUp: optional(duration({ minMs: 10_000, maxMs: 86_400_000 })),
-        /**
-         * A request header whose name has an underscore: refused with 400 (default, as nginx and
-         * Envoy do: CGI-style servers read X_Foo and X-Foo as one variable), or dropped.
-         */
-        headersWithUnderscores: withDefault(oneOf('reject', 'drop'), () => 'reject' as const),
+        kind: Type.Literal('nats'),
+        servers: list(str({ pattern: /^(nats|tls):\/\/[^\s/]+$|^[^\s:/]+:\d+$/, hint: 'a server like nats://127.0.0.1:4222' }), { min: 1 }),
+        stream: Type.Optional(str({ pattern: /^[A-Za-z0-9_-]+$/, hint: 'a JetStream stream name (letters, digits, _ and -)' })),
+        timeoutMs: Type.Optional(int({ min: 50, max: 60_000 })),
       }),
-    ),
-    () => [],
+    ]),
+    { kind: 'memory' },
+  ),
+  pki: obj({ dir: str() }, { dir: './certs' }),
+  audit: obj({
+    /** Sign a checkpoint of this replica's chain every N events... */
+    checkpointEvery: int({ min: 1, max: 1_000_000 }, 1_000),
+    /** ...or this often, whichever comes first. */
+    checkpointInterval: Duration({ minMs: 1_000, maxMs: 3_600_000 }, 10_000),
+    /** Where events wait on disk while the store is unreachable (relative to this file). */
+    spoolDir: Type.Optional(str()),
+  }, {}),
+  tokens: obj({
+    /** iss of every minted token; default https://gatehouse.<trustDomain>. */
+    issuer: Type.Optional(str({ pattern: /^https?:\/\/[^\s?#]+$/, hint: 'an https:// URL without query or fragment' })),
+    /** Key-encryption key file (base64 of 32 bytes); GATEHOUSE_KEK overrides; default <pki.dir>/kek. */
+    kekFile: Type.Optional(str()),
+    ttl: Duration({ minMs: 1_000, maxMs: 900_000 }, 300_000),
+    rotateAfter: Duration({ minMs: 60_000 }, 86_400_000),
+  }, {}),
+  policies: obj({ dir: str() }, { dir: './policies' }),
+  /** People's sessions (human listener). */
+  sessions: obj({
+    idleTimeout: Duration({ minMs: 60_000, maxMs: 86_400_000 }, 900_000),
+    absoluteTimeout: Duration({ minMs: 300_000, maxMs: 30 * 86_400_000 }, 43_200_000),
+  }, {}),
+  /** The login flow (human listener). */
+  login: obj({
+    /** Where people sign in when routes use several hosts (one of webauthn.origins); default: on each host. */
+    origin: Type.Optional(str({ pattern: /^https:\/\/[^\s/?#]+$/, hint: 'an origin like https://login.example.org' })),
+    pendingTtl: Duration({ minMs: 30_000, maxMs: 3_600_000 }, 300_000),
+    enrollmentTtl: Duration({ minMs: 60_000, maxMs: 30 * 86_400_000 }, 86_400_000),
+    rateLimit: obj({ max: int({ min: 1 }, 30), window: Duration({ minMs: 1_000 }, 60_000) }, {}),
+    lockout: obj({
+      maxFailures: int({ min: 1, max: 1000 }, 5),
+      window: Duration({ minMs: 1_000 }, 600_000),
+      duration: Duration({ minMs: 1_000 }, 900_000),
+    }, {}),
+    /** /.gatehouse/auth/verify answers only these addresses when set (the front proxies). */
+    forwardAuth: Type.Optional(obj({ trustedProxies: list(str({ pattern: /^[0-9A-Fa-f.:]+$/, hint: 'an IP address' })) })),
+  }, {}),
+  /** WebAuthn relying party (required with listeners.human). */
+  webauthn: Type.Optional(obj({
+    rpId: str({ pattern: /^[a-z0-9.-]+$/, hint: 'a lowercase host name like example.org' }),
+    rpName: withDefault(str(), 'Gatehouse'),
+    origins: list(str({ pattern: /^https:\/\/[^\s/?#]+$/, hint: 'an origin like https://login.example.org:8443' }), { min: 1 }),
+    /** Authenticator models that may enroll (AAGUIDs, lowercase with dashes); absent: any. */
+    allowedAAGUIDs: Type.Optional(list(str({ pattern: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, hint: 'an AAGUID like cb69481e-8ff7-4039-93ec-0a2729a154a8' }))),
+    requireAttestation: withDefault(Type.Boolean(), false),
+    /** PEM files of trusted attestation roots (relative to the config file). */
+    attestationRoots: list(str(), {}, []),
+    challengeTtl: Duration({ minMs: 10_000, maxMs: 600_000 }, 120_000),
+  })),
+  /** Factors people must present, in order; per-role lists may only add factors. */
+  mfa: obj({
+    require: list(factor, { min: 1 }, ['webauthn-uv', 'totp']),
+    /** Keys: "role" (in any namespace) or "namespace:role". */
+    roles: Type.Optional(Type.Record(Type.String(), list(factor, { min: 1 }))),
+  }, {}),
+  listeners: obj({
+    service: Type.Optional(listener),
+    human: Type.Optional(listener),
+    admin: withDefault(listener, { port: 9090 }),
+  }, {}),
+  routes: list(
+    obj({
+      host: hostname,
+      namespace: dnsLabel,
+      service: dnsLabel,
+      upstream: str({ pattern: /^https?:\/\/[^\s]+$/, hint: 'an http:// or https:// URL' }),
+      /** Keep the client's own Authorization header (default: dropped). */
+      passAuthorization: Type.Optional(Type.Boolean()),
+      /** Header that carries the minted token to the upstream (default authorization, as Bearer). */
+      tokenHeader: Type.Optional(str({ pattern: /^[a-z0-9-]{1,64}$/, hint: 'a lowercase header name' })),
+      /** Human listener: demand a WebAuthn assertion at most this old (e.g. 5m) on this route. */
+      stepUp: Type.Optional(Duration({ minMs: 10_000, maxMs: 86_400_000 })),
+      /**
+       * A request header whose name has an underscore: refused with 400 (default, as nginx and
+       * Envoy do: CGI-style servers read X_Foo and X-Foo as one variable), or dropped.
+       */
+      headersWithUnderscores: withDefault(oneOf('reject', 'drop'), 'reject'),
+    }),
+    {},
+    [],
   ),
 });
 
-type Parsed = NonNullable<ReturnType<typeof schema>>;
+type Parsed = StaticDecode<typeof schema>;
 export type GatehouseConfig = Parsed & {
   /** Where the config came from; relative paths in it were resolved against its folder. */
   source: string;
@@ -201,6 +195,14 @@ const ENV_OVERRIDES: Record<string, (cfg: Record<string, unknown>, v: string) =>
 };
 export const ENV_OVERRIDE_NAMES = Object.keys(ENV_OVERRIDES);
 
+/** Problems found so far, with their key paths. */
+class Issues {
+  readonly list: Issue[] = [];
+  add(path: Path, message: string): void {
+    this.list.push({ path, message });
+  }
+}
+
 /** Cross-key rules of the human listener: a relying party, origins it can serve, per-role factors that only add. */
 function checkHuman(c: Parsed, issues: Issues): void {
   const w = c.webauthn;
@@ -220,10 +222,6 @@ function checkHuman(c: Parsed, issues: Issues): void {
   }
 }
 
-function formatPath(p: Path): string {
-  return p.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('') || '(top level)';
-}
-
 /** Parses and validates config text; `source` names the file in messages and anchors relative paths. */
 export function parseConfig(text: string, source: string, env: Readonly<Record<string, string | undefined>> = {}): GatehouseConfig {
   const lineCounter = new LineCounter();
@@ -241,7 +239,10 @@ export function parseConfig(text: string, source: string, env: Readonly<Record<s
     if (v !== undefined && v !== '') apply(input, v);
   }
   const issues = new Issues();
-  const parsed = schema(input, [], issues);
+  // `key:` with nothing after it is absent: its default applies
+  const value = applyDefaults(schema, dropNulls(input));
+  issues.list.push(...issuesOf(schema, value));
+  const parsed = issues.list.length === 0 ? Value.Decode(schema, value) : undefined;
   parsed?.routes.forEach((r, i) => {
     if (r.passAuthorization === true && (r.tokenHeader ?? 'authorization') === 'authorization') {
       issues.add(['routes', i, 'tokenHeader'], 'must name another header when passAuthorization is true (the client keeps Authorization)');

@@ -21,7 +21,7 @@ describe('config', () => {
     assert.equal(c.trustDomain, 'example.org');
     assert.deepEqual(c.store, { kind: 'embedded', path: '/etc/gatehouse/data' });
     assert.deepEqual(c.bus, { kind: 'memory' });
-    assert.deepEqual(c.listeners.admin, { address: '127.0.0.1', port: 9090 });
+    assert.deepEqual(c.listeners.admin, { address: '127.0.0.1', port: 9090, connections: { handshakeTimeout: 10_000, headersTimeout: 15_000, idleTimeout: 30_000, maxPerAddress: 256 } });
     assert.equal(c.pki.dir, '/etc/gatehouse/certs');
     assert.deepEqual(c.routes, []);
   });
@@ -110,6 +110,42 @@ describe('config', () => {
     assert.match(invalid(`routes:\n  - ${route}\n`), /routes\[0\]\.tokenHeader must name another header/);
     const ok = parseConfig(`routes:\n  - ${route.replace('}', ', tokenHeader: x-gatehouse-token }')}\n`, '/x.yaml');
     assert.equal(ok.routes[0]?.tokenHeader, 'x-gatehouse-token');
+  });
+
+  it('reads durations in the one grammar (and a bare number as seconds), naming the line of a bad one', () => {
+    const c = parseConfig('sessions: { idleTimeout: 90s, absoluteTimeout: 1d }\nlogin: { lockout: { window: 600 } }\n', '/x.yaml');
+    assert.equal(c.sessions.idleTimeout, 90_000);
+    assert.equal(c.sessions.absoluteTimeout, 86_400_000);
+    assert.equal(c.login.lockout.window, 600_000);
+    assert.equal(c.login.lockout.duration, 900_000);
+    for (const bad of ['1.5h', '1h30m', '15 m', '0s', 'soon']) {
+      assert.match(invalid(`trustDomain: a.org\nsessions: { idleTimeout: "${bad}" }\n`), /gatehouse\.yaml:2: sessions\.idleTimeout must be a duration like 300s, 15m or 24h/, bad);
+    }
+    assert.match(invalid('sessions: { idleTimeout: 10s }\n'), /sessions\.idleTimeout must be at least 60s/);
+  });
+
+  it('listener connection limits and route header policy have defaults and are checked', () => {
+    const c = parseConfig('listeners:\n  service: { port: 9443, connections: { idleTimeout: 5s, maxPerAddress: 8 } }\nroutes:\n  - { host: a.b, namespace: ns, service: svc, upstream: "http://127.0.0.1:1" }\n  - { host: c.d, namespace: ns, service: svc, upstream: "http://127.0.0.1:1", headersWithUnderscores: drop }\n', '/x.yaml');
+    assert.deepEqual(c.listeners.service?.connections, { handshakeTimeout: 10_000, headersTimeout: 15_000, idleTimeout: 5_000, maxPerAddress: 8 });
+    assert.equal(c.routes[0]?.headersWithUnderscores, 'reject');
+    assert.equal(c.routes[1]?.headersWithUnderscores, 'drop');
+    assert.match(invalid('routes:\n  - { host: a.b, namespace: ns, service: svc, upstream: "http://127.0.0.1:1", headersWithUnderscores: keep }\n'), /gatehouse\.yaml:2: routes\[0\]\.headersWithUnderscores must be one of reject, drop, got string "keep"/);
+    assert.match(invalid('listeners:\n  admin: { port: 9090, connections: { maxPerAddress: 0, idle: 1s } }\n'), /listeners\.admin\.connections\.maxPerAddress must be at least 1/);
+    assert.match(invalid('listeners:\n  admin: { port: 9090, connections: { idle: 1s } }\n'), /gatehouse\.yaml:2: listeners\.admin\.connections\.idle unknown key \(allowed here: handshakeTimeout, headersTimeout, idleTimeout, maxPerAddress\)/);
+  });
+
+  it('a section given is taken as given: defaults fill only its absent keys, and an empty key is absent', () => {
+    // the default store is embedded; an etcd section must not inherit its path
+    const c = parseConfig('store: { kind: etcd, endpoints: ["http://127.0.0.1:2379"] }\naudit:\nlisteners:\n  admin: { port: 9191 }\n', '/x.yaml');
+    assert.deepEqual(c.store, { kind: 'etcd', endpoints: ['http://127.0.0.1:2379'] });
+    assert.deepEqual(c.audit, { checkpointEvery: 1_000, checkpointInterval: 10_000 });
+    assert.equal(c.listeners.admin.address, '127.0.0.1');
+    assert.match(invalid('listeners:\n  admin: { address: 127.0.0.1 }\n'), /listeners\.admin\.port is required/);
+    assert.match(invalid('store: nope\n'), /store must be a map, got string "nope"/);
+    assert.match(invalid('routes:\n  - { host: "", namespace: ns, service: svc, upstream: "http://x" }\n'), /routes\[0\]\.host must not be empty/);
+    assert.match(invalid('mfa: { require: [webauthn-uv, sms] }\n'), /mfa\.require\[1\] must be one of webauthn-uv, totp, got string "sms"/);
+    assert.match(invalid('webauthn: { rpId: example.org }\n'), /webauthn\.origins is required/);
+    assert.match(invalid('tokens: { ttl: 1m, issuer: ftp://x }\n'), /tokens\.issuer must be an https:\/\/ URL without query or fragment/);
   });
 
   it('the shipped gatehouse.yaml is valid', async () => {
