@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
+import { Type, bodyReader } from '../lib/schema.js';
 import type { Store } from '../store/index.js';
 import type { AuditSink } from '../contracts/audit.js';
 import { AUDIT_FILTER_FIELDS, queryAudit, parseTime, type AuditFilters } from '../audit/index.js';
@@ -23,29 +24,29 @@ export interface AuditApiDeps {
   caller(req: FastifyRequest): AuditApiCaller | GatehouseError;
 }
 
-function str(q: Record<string, unknown>, k: string): string | undefined {
-  const v = q[k];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string' || v.length > 256) throw new GatehouseError('ERR_BAD_REQUEST', `${k} must be one short string`);
-  return v;
-}
+/** One short value per parameter (a repeated parameter arrives as a list, and is refused). */
+const short = Type.Optional(Type.String({ maxLength: 256 }));
+const AUDIT_QUERY = bodyReader(Type.Object({
+  ...(Object.fromEntries(AUDIT_FILTER_FIELDS.map((k) => [k, short])) as Record<(typeof AUDIT_FILTER_FIELDS)[number], typeof short>),
+  since: short,
+  until: short,
+  limit: Type.Optional(Type.String({ pattern: '^(1000|[1-9][0-9]{0,2})$', hint: '1..1000' })),
+  cursor: short,
+}));
 
-export function parseAuditQuery(q: Record<string, unknown>, nowMs: number): { filters: AuditFilters; cursor?: string; limit: number } {
+export function parseAuditQuery(query: unknown, nowMs: number): { filters: AuditFilters; cursor?: string; limit: number } {
+  const q = AUDIT_QUERY.read(query);
   const filters: AuditFilters = {};
   for (const k of AUDIT_FILTER_FIELDS) {
-    const v = str(q, k);
+    const v = q[k];
     if (v !== undefined) filters[k] = v;
   }
   for (const k of ['since', 'until'] as const) {
-    const v = str(q, k);
-    if (v === undefined) continue;
-    filters[k] = parseTime(v, nowMs); // ERR_BAD_REQUEST when it is not a time
+    const v = q[k];
+    if (v !== undefined) filters[k] = parseTime(v, nowMs); // ERR_BAD_REQUEST when it is not a time
   }
-  const limitText = str(q, 'limit');
-  const limit = limitText === undefined ? 100 : Number(limitText);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new GatehouseError('ERR_BAD_REQUEST', 'limit must be 1..1000');
-  const cursor = str(q, 'cursor');
-  return { filters, limit, ...(cursor !== undefined ? { cursor } : {}) };
+  const limit = q.limit === undefined ? 100 : Number(q.limit);
+  return { filters, limit, ...(q.cursor !== undefined ? { cursor: q.cursor } : {}) };
 }
 
 export function auditApiRoutes(app: FastifyInstance, d: AuditApiDeps): void {
@@ -59,7 +60,7 @@ export function auditApiRoutes(app: FastifyInstance, d: AuditApiDeps): void {
       throw new GatehouseError('ERR_ADMIN_FORBIDDEN', 'reading the audit log needs gatehouse:security-auditor or gatehouse:security-admin');
     }
     try {
-      const { filters, cursor, limit } = parseAuditQuery(req.query as Record<string, unknown>, d.clock.now());
+      const { filters, cursor, limit } = parseAuditQuery(req.query, d.clock.now());
       const page = await queryAudit(d.store, filters, { limit, ...(cursor !== undefined ? { cursor } : {}) });
       d.audit.append({ ...base, 'event.outcome': 'success' });
       return reply.header('cache-control', 'no-store').send(page);

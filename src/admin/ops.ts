@@ -2,6 +2,7 @@
 // holds the embedded store, through that gateway's admin API. One implementation, two paths.
 import { GatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
+import { Type, bodyReader } from '../lib/schema.js';
 import type { Store } from '../store/index.js';
 import { applyPolicySources, type ApplyResult, type PolicySource } from '../authorize/index.js';
 import { canonicalSerial, lookupIssued, revokeCertificate, REVOCATION_REASONS, type RevocationReason } from '../pki/index.js';
@@ -20,13 +21,27 @@ export interface CertRevokeArgs {
   notAfter?: string;
 }
 
-function bad(message: string): GatehouseError {
-  return new GatehouseError('ERR_BAD_REQUEST', message);
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
+// The arguments of each operation (from the CLI, or as the local API's JSON body): their shape
+// is a schema (a 400 naming the field); what they mean is checked by the part that owns it.
+const ENROLLMENT_TTL_MS = Type.Integer({ minimum: 60_000, maximum: 30 * 86_400_000 });
+const TOTP_SERIAL = Type.String({ pattern: '^[A-Za-z0-9._:-]{1,64}$', hint: 'an OTP token serial' });
+const ARGS = {
+  policyApply: bodyReader(Type.Object({ sources: Type.Array(Type.Object({ file: Type.String(), text: Type.String({ maxLength: 1_000_000 }) }), { maxItems: 1000 }) })),
+  certRevoke: bodyReader(Type.Object({ serial: Type.String(), reason: Type.Optional(Type.String()), notAfter: Type.Optional(Type.String()) })),
+  userAdd: bodyReader(Type.Object({ id: Type.String(), roles: Type.Array(Type.String(), { maxItems: 100 }), enrollmentTtlMs: ENROLLMENT_TTL_MS })),
+  userEnroll: bodyReader(Type.Object({ id: Type.String(), enrollmentTtlMs: ENROLLMENT_TTL_MS })),
+  user: bodyReader(Type.Object({ id: Type.String() })),
+  totpImport: bodyReader(Type.Object({
+    tokens: Type.Array(Type.Object({
+      serial: TOTP_SERIAL,
+      sealedSeed: Type.String({ pattern: '^v1\\.', hint: 'a sealed seed (v1.…)' }),
+      digits: Type.Union([Type.Literal(6), Type.Literal(8)]),
+      period: Type.Union([Type.Literal(30), Type.Literal(60)]),
+      algorithm: Type.Union([Type.Literal('sha1'), Type.Literal('sha256'), Type.Literal('sha512')]),
+    }), { maxItems: 100_000 }),
+  })),
+  totpAssign: bodyReader(Type.Object({ serial: TOTP_SERIAL, user: Type.String() })),
+};
 
 /** One operation: parse checks what arrived (from the CLI or over HTTP), run applies it. */
 interface StoreOp<A> {
@@ -39,32 +54,25 @@ function op<A>(o: StoreOp<A>): StoreOp<A> {
   return o;
 }
 
-const SERIAL = /^[A-Za-z0-9._:-]{1,64}$/;
-
 const STORE_OPS = {
   'policy.apply': op({
     parse(args: unknown): PolicyApplyArgs {
-      if (!isRecord(args) || !Array.isArray(args.sources) || args.sources.length > 1000) throw bad('sources must be a list');
-      const sources = args.sources.map((s): PolicySource => {
-        if (!isRecord(s) || typeof s.file !== 'string' || typeof s.text !== 'string' || s.text.length > 1_000_000) throw bad('each source needs file and text');
-        return { file: s.file, text: s.text };
-      });
-      return { sources };
+      return { sources: ARGS.policyApply.read(args).sources.map((s): PolicySource => ({ file: s.file, text: s.text })) };
     },
     run(store: Store, args: PolicyApplyArgs): Promise<ApplyResult> {
       return applyPolicySources(store, args.sources);
     },
   }),
   'cert.revoke': op({
-    parse(args: unknown): CertRevokeArgs {
-      if (!isRecord(args) || typeof args.serial !== 'string') throw bad('serial is required');
+    parse(input: unknown): CertRevokeArgs {
+      const args = ARGS.certRevoke.read(input);
       const serial = canonicalSerial(args.serial);
       if (serial === undefined) throw new GatehouseError('ERR_CERT_REVOCATION_INVALID', 'not a certificate serial');
       const reason = args.reason ?? 'unspecified';
-      if (typeof reason !== 'string' || !Object.hasOwn(REVOCATION_REASONS, reason)) throw new GatehouseError('ERR_CERT_REVOCATION_INVALID', 'unknown reason');
+      if (!Object.hasOwn(REVOCATION_REASONS, reason)) throw new GatehouseError('ERR_CERT_REVOCATION_INVALID', 'unknown reason');
       const out: CertRevokeArgs = { serial, reason: reason as RevocationReason };
       if (args.notAfter !== undefined) {
-        if (typeof args.notAfter !== 'string' || Number.isNaN(Date.parse(args.notAfter))) throw new GatehouseError('ERR_CERT_REVOCATION_INVALID', 'notAfter must be an ISO time');
+        if (Number.isNaN(Date.parse(args.notAfter))) throw new GatehouseError('ERR_CERT_REVOCATION_INVALID', 'notAfter must be an ISO time');
         out.notAfter = args.notAfter;
       }
       return out;
@@ -81,9 +89,9 @@ const STORE_OPS = {
     },
   }),
   'user.add': op({
-    parse(args: unknown): { id: string; roles: string[]; enrollmentTtlMs: number } {
-      if (!isRecord(args) || !Array.isArray(args.roles) || args.roles.length > 100 || !args.roles.every((r) => typeof r === 'string')) throw bad('id and roles are required');
-      return { id: assertUserId(args.id), roles: args.roles, enrollmentTtlMs: ttl(args.enrollmentTtlMs) };
+    parse(input: unknown): { id: string; roles: string[]; enrollmentTtlMs: number } {
+      const args = ARGS.userAdd.read(input);
+      return { id: assertUserId(args.id), roles: args.roles, enrollmentTtlMs: args.enrollmentTtlMs };
     },
     async run(store: Store, args: { id: string; roles: string[]; enrollmentTtlMs: number }, clock: Clock) {
       const { user, enrollment } = await addUser(store, { id: args.id, roles: parseRoles(args.roles), enrollmentTtlMs: args.enrollmentTtlMs }, clock);
@@ -91,9 +99,9 @@ const STORE_OPS = {
     },
   }),
   'user.enroll': op({
-    parse(args: unknown): { id: string; enrollmentTtlMs: number } {
-      if (!isRecord(args)) throw bad('id is required');
-      return { id: assertUserId(args.id), enrollmentTtlMs: ttl(args.enrollmentTtlMs) };
+    parse(input: unknown): { id: string; enrollmentTtlMs: number } {
+      const args = ARGS.userEnroll.read(input);
+      return { id: assertUserId(args.id), enrollmentTtlMs: args.enrollmentTtlMs };
     },
     async run(store: Store, args: { id: string; enrollmentTtlMs: number }, clock: Clock) {
       const user = await getUser(store, args.id);
@@ -113,8 +121,7 @@ const STORE_OPS = {
   }),
   'user.disable': op({
     parse(args: unknown): { id: string } {
-      if (!isRecord(args)) throw bad('id is required');
-      return { id: assertUserId(args.id) };
+      return { id: assertUserId(ARGS.user.read(args).id) };
     },
     run(store: Store, args: { id: string }, clock: Clock) {
       return disableUser(store, args.id, clock);
@@ -122,21 +129,15 @@ const STORE_OPS = {
   }),
   'totp.import': op({
     parse(args: unknown): { tokens: SealedImport[] } {
-      if (!isRecord(args) || !Array.isArray(args.tokens) || args.tokens.length > 100_000) throw bad('tokens must be a list');
-      const tokens = args.tokens.map((t): SealedImport => {
-        if (!isRecord(t) || typeof t.serial !== 'string' || !SERIAL.test(t.serial) || typeof t.sealedSeed !== 'string' || !t.sealedSeed.startsWith('v1.')) throw bad('each token needs serial and sealedSeed');
-        if ((t.digits !== 6 && t.digits !== 8) || (t.period !== 30 && t.period !== 60) || !['sha1', 'sha256', 'sha512'].includes(String(t.algorithm))) throw bad('digits 6|8, period 30|60, algorithm sha1|sha256|sha512');
-        return { serial: t.serial, sealedSeed: t.sealedSeed, digits: t.digits, period: t.period, algorithm: t.algorithm as SealedImport['algorithm'] };
-      });
-      return { tokens };
+      return { tokens: ARGS.totpImport.read(args).tokens.map((t): SealedImport => ({ serial: t.serial, sealedSeed: t.sealedSeed, digits: t.digits, period: t.period, algorithm: t.algorithm })) };
     },
     run(store: Store, args: { tokens: SealedImport[] }, clock: Clock) {
       return importTokens(store, args.tokens, clock);
     },
   }),
   'totp.assign': op({
-    parse(args: unknown): { serial: string; user: string } {
-      if (!isRecord(args) || typeof args.serial !== 'string' || !SERIAL.test(args.serial)) throw bad('serial is required');
+    parse(input: unknown): { serial: string; user: string } {
+      const args = ARGS.totpAssign.read(input);
       return { serial: args.serial, user: assertUserId(args.user) };
     },
     async run(store: Store, args: { serial: string; user: string }, clock: Clock) {
@@ -159,11 +160,6 @@ const STORE_OPS = {
 export interface OpContext {
   bus?: Bus | undefined;
   by?: string;
-}
-
-function ttl(v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 60_000 || v > 30 * 86_400_000) throw bad('enrollmentTtlMs must be 1 minute to 30 days in ms');
-  return v;
 }
 
 export type StoreOpName = keyof typeof STORE_OPS;

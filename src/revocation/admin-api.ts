@@ -8,7 +8,9 @@ import type { Store } from '../store/index.js';
 import type { Bus } from '../bus/index.js';
 import type { AuditSink } from '../contracts/audit.js';
 import { errorBody, parseJsonBodies } from '../lib/http-errors.js';
+import { Type, bodyReader } from '../lib/schema.js';
 import { parseRevokeRequest, revoke } from './revoke.js';
+import { REVOCATION_KINDS } from './types.js';
 
 export const REVOKE_API_PATH = '/.gatehouse/admin/api/revoke';
 export const SECURITY_ADMIN = { namespace: 'gatehouse', role: 'security-admin' } as const;
@@ -34,6 +36,14 @@ export interface RevocationApiDeps {
   checkOrigin(req: FastifyRequest): void;
   onError?: (err: Error) => void;
 }
+
+/** {kind, id, reason?}: its shape here (a 400 naming the field), what the id means in parseRevokeRequest. */
+const REVOKE_BODY = bodyReader(Type.Object({
+  kind: Type.Union(REVOCATION_KINDS.map((k) => Type.Literal(k))),
+  id: Type.String({ minLength: 1, maxLength: 512 }),
+  reason: Type.Optional(Type.String({ maxLength: 200 })),
+  notAfter: Type.Optional(Type.String({ maxLength: 64 })),
+}), 'ERR_REVOCATION_INVALID');
 
 /** The checks, in order: Origin, a live session, the role, a fresh MFA assertion. */
 export function authorizeRevoker(req: FastifyRequest, d: RevocationApiDeps): AdminCaller {
@@ -64,7 +74,7 @@ export async function revocationApiRoutes(app: FastifyInstance, d: RevocationApi
       try {
         const who = authorizeRevoker(req, d);
         userId = who.userId;
-        const request = parseRevokeRequest(req.body, `user:${who.userId}`);
+        const request = parseRevokeRequest(REVOKE_BODY.read(req.body), `user:${who.userId}`);
         const r = await revoke(d.store, d.bus, request, d.clock, d.onError);
         d.audit.append({
           ...event,

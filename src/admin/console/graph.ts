@@ -2,6 +2,7 @@
 // roles as nodes, allowed flows as edges) and "explain" (the verdict, the deciding rule, why).
 import type { AccessRequest, Principal } from '../../contracts/authz.js';
 import { GatehouseError } from '../../errors.js';
+import { Type, bodyReader } from '../../lib/schema.js';
 import { decide } from '../../authorize/decide.js';
 import { matchingRules } from '../../authorize/explain.js';
 import { tryParseSpiffeId } from '../../pki/spiffe.js';
@@ -70,20 +71,22 @@ export function policyGraph(state: PolicyState | undefined): PolicyGraph {
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
-function param(q: Record<string, unknown>, k: string, fallback?: string): string {
-  const v = q[k] ?? fallback;
-  if (typeof v !== 'string' || v === '' || v.length > 512) throw new GatehouseError('ERR_BAD_REQUEST', `${k} must be one non-empty short string`);
-  return v;
-}
+/** One non-empty short value per parameter. */
+const param = () => Type.String({ minLength: 1, maxLength: 512 });
+const EXPLAIN_QUERY = bodyReader(Type.Object({
+  from: param(),
+  namespace: Type.String({ pattern: NAME.source, hint: 'a lowercase name' }),
+  service: Type.String({ pattern: NAME.source, hint: 'a lowercase name' }),
+  method: param(),
+  path: param(),
+}));
 
 /** from=spiffe://<td>/ns/<ns>/sa/<svc> or a role name (held in the target namespace). */
-export function explainRequest(q: Record<string, unknown>): AccessRequest {
-  const from = param(q, 'from');
-  const namespace = param(q, 'namespace');
-  const service = param(q, 'service');
-  const method = param(q, 'method', 'GET').toUpperCase();
-  const path = param(q, 'path', '/');
-  if (!NAME.test(namespace) || !NAME.test(service)) throw new GatehouseError('ERR_BAD_REQUEST', 'namespace and service are lowercase names');
+export function explainRequest(query: unknown): AccessRequest {
+  // method and path may be left out
+  const q = query !== null && typeof query === 'object' && !Array.isArray(query) ? { method: 'GET', path: '/', ...query } : query;
+  const { from, namespace, service, path, ...rest } = EXPLAIN_QUERY.read(q);
+  const method = rest.method.toUpperCase();
   if (!path.startsWith('/')) throw new GatehouseError('ERR_BAD_REQUEST', 'path must start with /');
   if (!/^[A-Za-z]{1,20}$/.test(method) && !/^[A-Za-z0-9_.]+\/[A-Za-z0-9_]+$/.test(method)) throw new GatehouseError('ERR_BAD_REQUEST', 'method must be an HTTP or gRPC method name');
   let principal: Principal;

@@ -150,5 +150,5 @@ export function consoleRoutes(app: FastifyInstance, d: ConsoleDeps): void {
     canRevoke: isAdmin(who),
   }));
   read(GRAPH_API_PATH, 'admin.policy.graph', async () => policyGraph(d.policy()));
-  read(EXPLAIN_API_PATH, 'admin.policy.explain', async (req) => explain(d.policy(), explainRequest(req.query as Record<string, unknown>)));
+  read(EXPLAIN_API_PATH, 'admin.policy.explain', async (req) => explain(d.policy(), explainRequest(req.query)));
 }

@@ -133,9 +133,3 @@ export function wantsHtml(req: FastifyRequest): boolean {
   const accept = req.headers.accept ?? '';
   return accept.includes('text/html');
 }
-
-export function bodyOf(req: FastifyRequest): Record<string, unknown> {
-  const b = req.body;
-  if (b === null || typeof b !== 'object' || Array.isArray(b)) throw new GatehouseError('ERR_BAD_REQUEST', 'expected a JSON object body');
-  return b as Record<string, unknown>;
-}

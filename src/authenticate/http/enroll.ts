@@ -15,14 +15,15 @@ import { startRegistration, finishRegistration } from '../webauthn/registration.
 import { ENROLL_PARAMS, codeAt, matchStep, toBase32 } from '../totp/codes.js';
 import { openSeed, sealSeed } from '../totp/seed.js';
 import { ENROLLMENTS_PREFIX, TOTP_PREFIX, USERS_PREFIX, type EnrollmentRecord, type TotpRecord, type UserRecord } from '../types.js';
-import { bodyOf, type HumanContext } from './context.js';
+import type { HumanContext } from './context.js';
+import { ENROLL_BODY } from './bodies.js';
 
 export function enrollRoutes(app: FastifyInstance, c: HumanContext, limited: object): void {
   const { store, clock } = c;
 
   async function load(req: FastifyRequest): Promise<{ hash: string; enrollment: EnrollmentRecord; modRevision: number; user: UserRecord; totpRequired: boolean }> {
     c.checkOrigin(req);
-    const token = bodyOf(req).token;
+    const { token } = ENROLL_BODY.read(req.body);
     // The link's token must name a live enrollment of a user who may still enroll
     if (!isSecretShape(token)) throw new GatehouseError('ERR_ENROLLMENT_INVALID', 'expected the token of an enrollment link');
     const hash = sha256hex(token);
@@ -67,7 +68,7 @@ export function enrollRoutes(app: FastifyInstance, c: HumanContext, limited: obj
     const e = await load(req);
     let credential;
     try {
-      credential = await finishRegistration({ store, clock, rp: c.rp, userId: e.user.id, bound: e.hash, challengeTtlMs: c.challengeTtlMs, policy: c.attestation, response: bodyOf(req).response });
+      credential = await finishRegistration({ store, clock, rp: c.rp, userId: e.user.id, bound: e.hash, challengeTtlMs: c.challengeTtlMs, policy: c.attestation, response: ENROLL_BODY.read(req.body).response });
     } catch (err) {
       c.event(req, 'enrollment.webauthn', 'failure', { 'user.id': e.user.id, 'gatehouse.error_code': err instanceof GatehouseError ? err.code : 'ERR_INTERNAL', 'event.reason': (err as Error).message.slice(0, 300) });
       throw err;
@@ -105,8 +106,8 @@ export function enrollRoutes(app: FastifyInstance, c: HumanContext, limited: obj
   app.post('/.gatehouse/enroll/totp', limited, async (req) => {
     const e = await load(req);
     if (!e.enrollment.webauthnDone) throw new GatehouseError('ERR_LOGIN_FACTOR_ORDER', 'expected the security key first');
-    const body = bodyOf(req);
-    const [code1, code2] = [body.code1, body.code2].map((v) => (typeof v === 'string' ? v.trim() : ''));
+    const body = ENROLL_BODY.read(req.body);
+    const [code1, code2] = [body.code1, body.code2].map((v) => (v ?? '').trim());
     const assigned = await readRecord<TotpRecord>(store, TOTP_PREFIX + e.user.id);
     const pending = e.enrollment.pendingSeed;
     const source = assigned !== undefined ? { serial: assigned.value.serial, sealedSeed: assigned.value.sealedSeed, params: assigned.value } : pending !== undefined ? { ...pending, params: ENROLL_PARAMS } : undefined;

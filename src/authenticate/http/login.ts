@@ -18,7 +18,8 @@ import { USER_ID } from '../users.js';
 import { authenticationOptions, verifyAssertion } from '../webauthn/authentication.js';
 import { checkTotp } from '../totp/tokens.js';
 import { HANDOFFS_PREFIX, LOGINS_PREFIX, LOGIN_COOKIE, SESSION_COOKIE, USERS_PREFIX, acrOf, amrOf, type Factor, type HandoffRecord, type LoginRecord, type UserRecord } from '../types.js';
-import { bodyOf, type HumanContext } from './context.js';
+import type { HumanContext } from './context.js';
+import { LOGIN_START_BODY, TOTP_BODY, WEBAUTHN_BODY } from './bodies.js';
 
 const HANDOFF_TTL_MS = 60_000;
 
@@ -173,11 +174,11 @@ export function loginRoutes(app: FastifyInstance, c: HumanContext, limited: obje
 
   app.post('/.gatehouse/login/start', limited, async (req, reply) => {
     c.checkOrigin(req);
-    const body = bodyOf(req);
-    const username = typeof body.username === 'string' ? body.username.trim().toLowerCase() : '';
+    const body = LOGIN_START_BODY.read(req.body);
+    const username = (body.username ?? '').trim().toLowerCase();
     if (!USER_ID.test(username)) throw new GatehouseError('ERR_BAD_REQUEST', 'enter your user name');
     const returnTo = safeReturnTo(body.rd, c.returnPolicy(req));
-    const stateDigest = typeof body.state === 'string' && /^[0-9a-f]{64}$/.test(body.state) ? body.state : undefined;
+    const stateDigest = body.state !== undefined && /^[0-9a-f]{64}$/.test(body.state) ? body.state : undefined;
     // a session for another host is handed over only to the browser that was sent here from it
     if (returnTo.host !== c.hostOf(req) && stateDigest === undefined) throw new GatehouseError('ERR_REDIRECT_REFUSED', 'return address refused: another host without the state of a redirect from it');
     await checkNotLocked(req, username);
@@ -212,7 +213,7 @@ export function loginRoutes(app: FastifyInstance, c: HumanContext, limited: obje
 
   app.post('/.gatehouse/login/webauthn', limited, async (req, reply) => {
     c.checkOrigin(req);
-    const body = bodyOf(req);
+    const body = WEBAUTHN_BODY.read(req.body);
     let sessionLease: Promise<LeaseId> | undefined;
     return retrying(async () => {
       const pending = await loadLogin(req, 'login');
@@ -255,8 +256,7 @@ export function loginRoutes(app: FastifyInstance, c: HumanContext, limited: obje
 
   app.post('/.gatehouse/login/totp', limited, async (req, reply) => {
     c.checkOrigin(req);
-    const body = bodyOf(req);
-    const code = typeof body.code === 'string' ? body.code : '';
+    const code = TOTP_BODY.read(req.body).code ?? '';
     let sessionLease: Promise<LeaseId> | undefined;
     return retrying(async () => {
       const pending = await loadLogin(req, 'login');

@@ -18,7 +18,8 @@ import { safeReturnTo } from '../redirect.js';
 import { getUser } from '../users.js';
 import { finishAuthentication, startAuthentication } from '../webauthn/authentication.js';
 import { HANDOFFS_PREFIX, LOGINS_PREFIX, LOGIN_COOKIE, SESSION_COOKIE, STATE_COOKIE, type HandoffRecord, type LoginRecord } from '../types.js';
-import { createContext, PAGE_HEADERS, bodyOf, sendHtml, wantsHtml, type HumanContext, type HumanRoutesOptions } from './context.js';
+import { createContext, PAGE_HEADERS, sendHtml, wantsHtml, type HumanContext, type HumanRoutesOptions } from './context.js';
+import { RETURN_TO_BODY, WEBAUTHN_BODY } from './bodies.js';
 import { enrollPage, errorPage, loggedOutPage, loginPage, logoutPage, stepUpPage, ASSET_PREFIX } from './pages.js';
 import { loginRoutes } from './login.js';
 import { enrollRoutes } from './enroll.js';
@@ -140,7 +141,7 @@ export async function humanRoutes(app: FastifyInstance, options: HumanRoutesOpti
       c.checkOrigin(req);
       const view = c.sessions.lookup(readCookie(req.headers, SESSION_COOKIE), c.hostOf(req));
       if (view instanceof GatehouseError) throw view;
-      const r = safeReturnTo(bodyOf(req).rd, c.returnPolicy(req));
+      const r = safeReturnTo(RETURN_TO_BODY.read(req.body).rd, c.returnPolicy(req));
       const loginId = randomSecret();
       const bound = sha256hex(loginId);
       const login: LoginRecord = { format: 1, purpose: 'step-up', username: view.userId, returnTo: `${r.host}${r.path}`, factors: ['webauthn-uv'], done: [], sessionHash: view.hash, createdAt: c.clock.now() };
@@ -164,7 +165,7 @@ export async function humanRoutes(app: FastifyInstance, options: HumanRoutesOpti
       await c.regulator.check(view.userId);
       let result;
       try {
-        result = await finishAuthentication({ store: c.store, clock: c.clock, rp: c.rp, purpose: 'step-up', userId: view.userId, bound, challengeTtlMs: c.challengeTtlMs, response: bodyOf(req).response });
+        result = await finishAuthentication({ store: c.store, clock: c.clock, rp: c.rp, purpose: 'step-up', userId: view.userId, bound, challengeTtlMs: c.challengeTtlMs, response: WEBAUTHN_BODY.read(req.body).response });
       } catch (err) {
         if (isGatehouseError(err) && err.code.startsWith('ERR_WEBAUTHN_')) {
           c.event(req, 'authentication.step_up', 'failure', { 'user.id': view.userId, 'gatehouse.sid': view.sid, 'gatehouse.error_code': err.code });
