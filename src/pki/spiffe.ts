@@ -95,23 +95,41 @@ export function trustDomainOfId(uri: string): string | undefined {
 
 /**
  * The URI SANs of a certificate as Node prints them (`X509Certificate.subjectAltName`,
- * `PeerCertificate.subjectaltname`): entries joined by ", ". Node quotes an entry that holds a
- * separator or a quote; such an entry cannot be a valid SPIFFE ID, and is returned quoted so
- * that parseSpiffeId refuses it.
+ * `PeerCertificate.subjectaltname`: "DNS:a, URI:spiffe://td/x"). Node quotes a value holding a
+ * separator or an escape as a JSON string; such a value is kept quoted, so it can never pass for
+ * a SPIFFE ID (which needs no quoting).
  */
 export function uriSubjectAltNames(subjectAltName: string | undefined): string[] {
-  if (subjectAltName === undefined || subjectAltName === '') return [];
-  return subjectAltName.split(', ').filter((e) => e.startsWith('URI:')).map((e) => e.slice(4));
+  const uris: string[] = [];
+  if (subjectAltName === undefined) return uris;
+  let i = 0;
+  while (i < subjectAltName.length) {
+    const colon = subjectAltName.indexOf(':', i);
+    if (colon < 0) break;
+    const type = subjectAltName.slice(i, colon);
+    let end: number;
+    if (subjectAltName[colon + 1] === '"') {
+      // a quoted value ends at the first unescaped quote
+      end = colon + 2;
+      while (end < subjectAltName.length && subjectAltName[end] !== '"') end += subjectAltName[end] === '\\' ? 2 : 1;
+      end += 1;
+    } else {
+      end = subjectAltName.indexOf(', ', colon + 1);
+      if (end < 0) end = subjectAltName.length;
+    }
+    if (type === 'URI') uris.push(subjectAltName.slice(colon + 1, end));
+    i = end + 2; // past ", "
+  }
+  return uris;
 }
 
 /**
- * A workload certificate's SPIFFE ID: its one and only SAN, a spiffe:// URI (X509-SVID §2).
- * Undefined when there is no SAN, more than one, or another kind; the ID is not parsed here.
+ * A workload certificate's SPIFFE ID: its one URI SAN, when that is a spiffe:// URI (X509-SVID
+ * §2: exactly one URI SAN; other SAN types may sit beside it). Undefined for none, several, or
+ * another scheme; the ID is not parsed here (parseSpiffeId does that).
  */
 export function spiffeIdOfSubjectAltName(subjectAltName: string | undefined): string | undefined {
-  if (subjectAltName === undefined) return undefined;
-  const entries = subjectAltName.split(', ');
-  const [entry] = entries;
-  if (entries.length !== 1 || entry === undefined || !entry.startsWith(`URI:${SCHEME}`)) return undefined;
-  return entry.slice(4);
+  const uris = uriSubjectAltNames(subjectAltName);
+  const only = uris.length === 1 ? uris[0] : undefined;
+  return only !== undefined && only.startsWith(SCHEME) ? only : undefined;
 }

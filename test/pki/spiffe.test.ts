@@ -92,7 +92,9 @@ describe('SPIFFE IDs on certificates', () => {
   it('reads the one SAN of a workload certificate as Node prints it', async () => {
     const { spiffeIdOfSubjectAltName } = await import('../../src/pki/index.js');
     assert.equal(spiffeIdOfSubjectAltName('URI:spiffe://example.org/ns/a/sa/b'), 'spiffe://example.org/ns/a/sa/b');
-    for (const none of [undefined, '', 'DNS:a.example.org', 'URI:https://example.org/', 'URI:spiffe://example.org/ns/a/sa/b, DNS:x', 'DNS:x, URI:spiffe://example.org/ns/a/sa/b', 'URI:"spiffe://example.org/ns/a/sa/b, DNS:x"']) {
+    // other SAN types may sit beside the one URI SAN (X509-SVID)
+    assert.equal(spiffeIdOfSubjectAltName('DNS:x, URI:spiffe://example.org/ns/a/sa/b'), 'spiffe://example.org/ns/a/sa/b');
+    for (const none of [undefined, '', 'DNS:a.example.org', 'URI:https://example.org/', 'URI:spiffe://example.org/ns/a/sa/b, URI:spiffe://example.org/ns/a/sa/c']) {
       assert.equal(spiffeIdOfSubjectAltName(none), undefined, String(none));
     }
   });
@@ -102,6 +104,8 @@ describe('SPIFFE IDs on certificates', () => {
     assert.deepEqual(uriSubjectAltNames('DNS:localhost, IP Address:127.0.0.1, URI:spiffe://example.org/ns/a/sa/b'), ['spiffe://example.org/ns/a/sa/b']);
     assert.deepEqual(uriSubjectAltNames(undefined), []);
     assert.deepEqual(uriSubjectAltNames('DNS:a, DNS:b'), []);
+    // a quoted value (it holds a separator) stays one entry, quoted, and is no SPIFFE ID
+    assert.deepEqual(uriSubjectAltNames('URI:"spiffe://example.org/ns/a/sa/b, DNS:x", DNS:y'), ['"spiffe://example.org/ns/a/sa/b, DNS:x"']);
   });
 
   it('reads the trust domain of a CA ID and parses without throwing on request', async () => {
