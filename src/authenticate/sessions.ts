@@ -1,7 +1,7 @@
 // People's sessions. The cookie holds 256 random bits; the store holds only their SHA-256,
 // under a lease (idle timeout) shared by the session's per-host aliases and its index entry,
 // so revoking that one lease ends the session everywhere. Every replica keeps all sessions
-// (and every user's status) in memory, current through store watches: a lookup per proxied
+// (and every user's status) in memory, current through two store followers: a lookup per proxied
 // request is one hash and one Map lookup. lastSeen is written back lazily, at most once per
 // writeback interval, together with a lease keepalive. The cache keeps only what lookups need
 // (about 400 bytes a session; ip and userAgent stay in the store) and shares values that
@@ -9,7 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
-import { rangePages, text, type LeaseId, type Store, type Watch, type WatchEvent } from '../store/index.js';
+import { text, type KeyValue, type LeaseId, type Store } from '../store/index.js';
+import { PrefixMirror, reporterFor, type FollowerReporter } from '../store/mirror.js';
 import { isSecretShape, randomSecret, sha256hex } from './lib/digest.js';
 import { Interner } from './lib/intern.js';
 import { commit, parseRecord, ttlSeconds, unchanged, type Writes } from './lib/records.js';
@@ -20,7 +21,10 @@ export interface SessionManagerOptions {
   clock: Clock;
   idleMs: number;
   absoluteMs: number;
+  /** Failed lastSeen writebacks and (unless `follower` is given) unreadable records and lost watches. */
   onError?: (err: Error) => void;
+  /** Where the store followers (users, sessions) report unreadable records, lost watches and resyncs. */
+  follower?: FollowerReporter;
 }
 
 /** What a request learns from its session. */
@@ -84,7 +88,46 @@ interface CachedAlias {
 
 type Cached = CachedPrimary | CachedAlias;
 
-const PAGE = 1000;
+const USER_STATUSES: ReadonlySet<string> = new Set<UserRecord['status']>(['pending', 'active', 'disabled']);
+
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isRoleMap = (v: unknown): v is RoleMap =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((rs) => Array.isArray(rs) && rs.every(isStr));
+
+/** A stored session as lookups need it; throws for a record that is not one. */
+function checkSession(rec: unknown): StoredSession {
+  if (rec === null || typeof rec !== 'object') throw new GatehouseError('ERR_STORE_CORRUPT', 'session: not an object');
+  const r = rec as Record<string, unknown>;
+  if (r.kind === 'alias') {
+    if (!isStr(r.primary) || !isStr(r.host)) throw new GatehouseError('ERR_STORE_CORRUPT', 'session alias: primary and host must be strings');
+    return rec as SessionAlias;
+  }
+  if (r.kind !== 'primary') throw new GatehouseError('ERR_STORE_CORRUPT', 'session: kind is neither primary nor alias');
+  const ok = [r.sid, r.userId, r.acr, r.credentialId, r.host, r.lease].every(isStr) && [r.createdAt, r.lastSeen, r.lastWebAuthnAt, r.expiresAt].every(isNum) && isRoleMap(r.roles) && Array.isArray(r.amr) && r.amr.every(isStr);
+  if (!ok) throw new GatehouseError('ERR_STORE_CORRUPT', 'session: a field is missing or of the wrong type');
+  return rec as SessionRecord;
+}
+
+/** Its messages never name the key: a session's key is the hash of its cookie. */
+function decodeSession(kv: KeyValue): StoredSession {
+  let v: unknown;
+  try {
+    v = JSON.parse(text(kv.value));
+  } catch {
+    throw new GatehouseError('ERR_STORE_CORRUPT', 'session: not JSON');
+  }
+  return checkSession(v);
+}
+
+function decodeUserStatus(kv: KeyValue, id: string): UserRecord['status'] {
+  const status = parseRecord<Partial<UserRecord> | null>(kv)?.status;
+  if (status === undefined || !USER_STATUSES.has(status)) throw new GatehouseError('ERR_STORE_CORRUPT', `user ${id.slice(0, 64)}: status is not pending, active or disabled`);
+  return status;
+}
+
+/** Session keys are hashes of cookies: reports name only their start. */
+const describeSessionKey = (hash: string): string => `${hash.slice(0, 8)}…`;
 
 export class SessionManager {
   readonly #o: SessionManagerOptions;
@@ -97,21 +140,44 @@ export class SessionManager {
   readonly #writing = new Set<string>();
   readonly #interned = new Interner();
   readonly #writebackMs: number;
-  #watches: Watch[] = [];
+  readonly #followers: PrefixMirror<unknown>[] = [];
 
   private constructor(o: SessionManagerOptions) {
     this.#o = o;
     this.#writebackMs = Math.min(60_000, Math.floor(o.idleMs / 4));
   }
 
+  /**
+   * Loads every user's status and every session, and follows both prefixes. A record that cannot
+   * be read is reported and treated as absent (that user's sessions, or that session, are refused)
+   * while every later change is still seen.
+   */
   static async open(o: SessionManagerOptions): Promise<SessionManager> {
     const m = new SessionManager(o);
-    const revision = await o.store.revision();
-    for await (const page of rangePages(o.store, { prefix: USERS_PREFIX }, { limit: PAGE, revision })) for (const kv of page) m.#onUser({ type: 'put', kv });
-    for await (const page of rangePages(o.store, { prefix: SESSIONS_PREFIX }, { limit: PAGE, revision })) for (const kv of page) m.#onSession({ type: 'put', kv });
-    const onError = (err: Error): void => o.onError?.(err);
-    m.#watches.push(await o.store.watch({ prefix: USERS_PREFIX }, (e) => m.#onUser(e), { fromRevision: revision + 1, onError }));
-    m.#watches.push(await o.store.watch({ prefix: SESSIONS_PREFIX }, (e) => m.#onSession(e), { fromRevision: revision + 1, onError }));
+    const common = { store: o.store, clock: o.clock, reporter: o.follower ?? reporterFor(o.onError) };
+    try {
+      m.#followers.push(
+        await PrefixMirror.open<UserRecord['status']>(
+          { ...common, prefix: USERS_PREFIX, decode: decodeUserStatus },
+          {
+            put: (id, status) => void m.#users.set(id, status),
+            delete: (id) => void m.#users.delete(id),
+          },
+        ),
+      );
+      m.#followers.push(
+        await PrefixMirror.open<Cached>(
+          { ...common, prefix: SESSIONS_PREFIX, decode: (kv) => m.#compact(decodeSession(kv), kv.modRevision), describeKey: describeSessionKey },
+          {
+            put: (hash, cached) => m.#onSession(hash, cached),
+            delete: (hash, revision) => m.#onSessionEnded(hash, revision),
+          },
+        ),
+      );
+    } catch (err) {
+      await m.close();
+      throw err;
+    }
     return m;
   }
 
@@ -119,25 +185,18 @@ export class SessionManager {
     return this.#sessions.size;
   }
 
-  #onUser(e: WatchEvent): void {
-    const id = text(e.kv.key).slice(USERS_PREFIX.length);
-    if (e.type === 'delete') this.#users.delete(id);
-    else this.#users.set(id, parseRecord<UserRecord>(e.kv).status);
+  #onSession(hash: string, cached: Cached): void {
+    const cur = this.#sessions.get(hash);
+    if (cur !== undefined && cur.modRevision >= cached.modRevision) return;
+    this.#sessions.set(hash, cached);
   }
 
-  #onSession(e: WatchEvent): void {
-    // decoded on its own, not sliced from the whole key: a slice would keep the key string alive
-    const hash = text(e.kv.key.subarray(SESSIONS_PREFIX.length));
-    if (e.type === 'delete') {
-      this.#sessions.delete(hash);
-      this.#seen.delete(hash);
-      this.#ended.set(hash, e.kv.modRevision);
-      if (this.#ended.size > 100_000) this.#ended.delete(this.#ended.keys().next().value!);
-      return;
-    }
-    const cur = this.#sessions.get(hash);
-    if (cur !== undefined && cur.modRevision >= e.kv.modRevision) return;
-    this.#sessions.set(hash, this.#compact(parseRecord<StoredSession>(e.kv), e.kv.modRevision));
+  /** Deleted (lease ended, logout), gone since a lost watch, or unreadable: the session ends here. */
+  #onSessionEnded(hash: string, revision: number): void {
+    this.#sessions.delete(hash);
+    this.#seen.delete(hash);
+    this.#ended.set(hash, revision);
+    if (this.#ended.size > 100_000) this.#ended.delete(this.#ended.keys().next().value!);
   }
 
   #compact(rec: StoredSession, modRevision: number): Cached {
@@ -251,11 +310,14 @@ export class SessionManager {
     if (this.#sessions.has(hash) || this.#ended.has(hash)) return;
     const kv = await this.#o.store.get(SESSIONS_PREFIX + hash);
     if (kv === undefined) return;
-    const rec = parseRecord<StoredSession>(kv);
+    // an unreadable record is the follower's to report; here it is simply no session
+    const rec = readable(kv);
+    if (rec === undefined) return;
     this.#remember(hash, rec, kv.modRevision);
     if (rec.kind === 'alias' && !this.#sessions.has(rec.primary)) {
       const p = await this.#o.store.get(SESSIONS_PREFIX + rec.primary);
-      if (p !== undefined) this.#remember(rec.primary, parseRecord<StoredSession>(p), p.modRevision);
+      const primary = p === undefined ? undefined : readable(p);
+      if (p !== undefined && primary !== undefined) this.#remember(rec.primary, primary, p.modRevision);
     }
   }
 
@@ -365,8 +427,15 @@ export class SessionManager {
   }
 
   async close(): Promise<void> {
-    const ws = this.#watches;
-    this.#watches = [];
-    await Promise.all(ws.map((w) => w.close().catch(() => undefined)));
+    const fs = this.#followers.splice(0);
+    await Promise.all(fs.map((f) => f.close()));
+  }
+}
+
+function readable(kv: KeyValue): StoredSession | undefined {
+  try {
+    return decodeSession(kv);
+  } catch {
+    return undefined;
   }
 }

@@ -1,11 +1,14 @@
 // Policies in the store: `policy apply` writes every namespace's YAML to
-// /gatehouse/policy/<namespace> in one transaction; every replica watches the prefix and
+// /gatehouse/policy/<namespace> in one transaction; every replica follows the prefix and
 // swaps in the recompiled state. A set that does not compile is refused: the old state stays
-// and the error goes to onError (for the log and, later, audit).
+// and the error goes to onError (for the log and audit). A record that is not a policy at all
+// is the follower's to report, and its namespace is left out (no rules: default deny).
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { GatehouseError, isGatehouseError } from '../errors.js';
-import { text, type Compare, type KeyValue, type Store, type TxnOp, type Watch } from '../store/index.js';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { text, type Compare, type KeyValue, type Store, type TxnOp } from '../store/index.js';
+import { PrefixMirror, reporterFor, type FollowPhase, type FollowerReporter } from '../store/mirror.js';
 import { compilePolicies, formatIssue } from './compile.js';
 import { readPolicyDir } from './dir.js';
 import type { PolicyEngine } from './engine.js';
@@ -115,10 +118,14 @@ export async function loadStoredPolicies(store: Store): Promise<PolicyState> {
 }
 
 export interface PolicyWatchOptions {
-  /** A stored set that does not compile (the old state stays), or a failed read or watch. */
+  /** A stored set that does not compile (the old state stays); unless `follower` is given, also unreadable records and lost watches. */
   onError?: (err: GatehouseError) => void;
   /** A new state was swapped in. */
   onReload?: (state: PolicyState) => void;
+  /** Where the store follower reports unreadable records, lost watches and resyncs (the gateway's shared reporter). */
+  follower?: FollowerReporter;
+  /** Times re-reads after a lost watch (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface PolicyWatch {
@@ -131,28 +138,55 @@ function asGatehouseError(err: unknown): GatehouseError {
   return err instanceof GatehouseError ? err : new GatehouseError('ERR_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
 }
 
+/** A stored policy record, or why it is not one. */
+function decodePolicy(kv: KeyValue, namespace: string): StoredPolicy {
+  const { stored } = decode(kv);
+  if (stored === undefined || !DNS_LABEL.test(namespace)) {
+    throw new GatehouseError('ERR_STORE_CORRUPT', `${POLICY_PREFIX}${namespace.slice(0, 80)}: not a policy written by \`gatehouse policy apply\``);
+  }
+  return stored;
+}
+
+/** What the follower holds per namespace key: the policy, or undefined for a record it could not read. */
+interface Held {
+  stored: StoredPolicy | undefined;
+  modRevision: number;
+}
+
 /**
- * Loads the stored policies into the engine, then follows the prefix: every change triggers
- * a reread of the whole prefix (one consistent snapshot, so a txn is never seen half-done)
- * and a recompile; reloads never overlap and changes during one coalesce into the next.
+ * Loads the stored policies into the engine, then follows the prefix (the store follower: paged
+ * read, watch, re-read after a lost watch). After each change the held set is recompiled: a
+ * transaction's events arrive together, so the recompile (queued behind them) never sees one
+ * half done; recompiles never overlap and changes during one coalesce into the next.
  * Resolves after the first load was attempted (an invalid stored set is reported, not thrown).
  */
 export async function watchPolicies(store: Store, engine: PolicyEngine, options: PolicyWatchOptions = {}): Promise<PolicyWatch> {
+  const held = new Map<string, Held>();
+  /** The revision the held set reflects: dates an empty set. */
+  let revision = 0;
   let running: Promise<void> = Promise.resolve();
   let queued = false;
   let lastRefused = -1;
-  const reloadOnce = async (): Promise<void> => {
+  const compile = (): void => {
+    // Version: the newest key's modRevision (the apply's txn), so every replica agrees; an empty
+    // set (every namespace deleted) has no key to date it: the revision the follower reached.
+    let version = 0;
+    const sources: PolicySource[] = [];
+    for (const h of held.values()) {
+      version = Math.max(version, h.modRevision);
+      if (h.stored !== undefined) sources.push({ file: h.stored.file, text: h.stored.source });
+    }
+    if (held.size === 0) version = revision;
     try {
-      const state = await loadStoredPolicies(store);
+      const state = compilePolicies(sources, version);
       if (engine.state !== undefined && state.version <= engine.version) return;
       if (engine.swap(state)) options.onReload?.(state);
     } catch (err) {
       const e = asGatehouseError(err);
-      const version = typeof e.details?.version === 'number' ? e.details.version : -1;
       // The same refused revision is reported once, not on every unrelated event.
-      if (version !== -1 && version === lastRefused) return;
+      if (version === lastRefused) return;
       lastRefused = version;
-      options.onError?.(e);
+      options.onError?.(isGatehouseError(e, 'ERR_POLICY_INVALID') ? new GatehouseError('ERR_POLICY_INVALID', e.message, { details: { ...e.details, version } }) : e);
     }
   };
   const schedule = (): void => {
@@ -160,16 +194,38 @@ export async function watchPolicies(store: Store, engine: PolicyEngine, options:
     queued = true;
     running = running.then(() => {
       queued = false;
-      return reloadOnce();
+      compile();
     });
   };
-  const start = await store.revision();
-  schedule();
+  const hold = (namespace: string, h: Held, phase: FollowPhase): void => {
+    held.set(namespace, h);
+    revision = Math.max(revision, h.modRevision);
+    if (phase === 'watch') schedule();
+  };
+  const mirror = await PrefixMirror.open<StoredPolicy>(
+    {
+      store,
+      prefix: POLICY_PREFIX,
+      clock: options.clock ?? systemClock,
+      reporter: options.follower ?? reporterFor((e) => options.onError?.(asGatehouseError(e))),
+      decode: decodePolicy,
+    },
+    {
+      put: (ns, stored, kv, phase) => hold(ns, { stored, modRevision: kv.modRevision }, phase),
+      // left out of the compiled set, but its revision still dates the set
+      invalid: (ns, kv, phase) => hold(ns, { stored: undefined, modRevision: kv.modRevision }, phase),
+      delete: (ns, rev, phase) => {
+        held.delete(ns);
+        revision = Math.max(revision, rev);
+        if (phase === 'watch') schedule();
+      },
+      synced: (rev) => {
+        revision = Math.max(revision, rev);
+        schedule();
+      },
+    },
+  );
   await running;
-  const watch: Watch = await store.watch({ prefix: POLICY_PREFIX }, schedule, {
-    fromRevision: start + 1,
-    onError: (err) => options.onError?.(asGatehouseError(err)),
-  });
   return {
     settled: async () => {
       // A reload may queue another; wait until the chain stops growing.
@@ -179,6 +235,6 @@ export async function watchPolicies(store: Store, engine: PolicyEngine, options:
         if (current === running) return;
       }
     },
-    close: () => watch.close(),
+    close: () => mirror.close(),
   };
 }

@@ -2,28 +2,32 @@
 // isRevoked is a synchronous Set lookup: it runs on the TLS handshake path.
 import { GatehouseError } from '../errors.js';
 import { systemClock, type Clock } from '../lib/clock.js';
-import { PrefixMirror, text, type KeyValue, type Store, type WatchEvent } from '../store/index.js';
+import { text, type KeyValue, type Store } from '../store/index.js';
+import { PrefixMirror, reporterFor, type FollowPhase, type FollowerReporter } from '../store/mirror.js';
 import { canonicalSerial } from './lib/serial.js';
 import { REVOCATION_REASONS, STORE_KEYS, type CertRevocation } from './types.js';
 
 export interface CertRevocationListOptions {
   /** Times the retry after a lost watch (default: the system clock). */
   clock?: Clock;
-  /** Told of a lost watch (the list then reloads) and of records it could not read. */
+  /** Told of a lost watch (the list then reloads) and of records it could not read, unless `follower` is given. */
   onError?: (err: Error) => void;
+  /** Where the store follower reports unreadable records, lost watches and resyncs (the gateway's shared reporter). */
+  follower?: FollowerReporter;
 }
 
 const PREFIX = STORE_KEYS.revokedCertPrefix;
-const RETRY_MIN_MS = 500;
-const RETRY_MAX_MS = 30_000;
+const RETRY = { minMs: 500, maxMs: 30_000 };
 
 type Listener<T> = (value: T) => void;
 
 export class CertRevocationList {
   readonly #clock: Clock;
   readonly #onError: (err: Error) => void;
-  #entries = new Map<string, CertRevocation>();
-  #mirror: PrefixMirror | undefined;
+  readonly #entries = new Map<string, CertRevocation>();
+  #mirror: PrefixMirror<CertRevocation> | undefined;
+  /** A resync added or removed serials: listeners hear once it is complete. */
+  #resyncChanged = false;
   readonly #revokedListeners = new Set<Listener<CertRevocation>>();
   readonly #changeListeners = new Set<Listener<void>>();
 
@@ -35,9 +39,28 @@ export class CertRevocationList {
   /** Loads the current set and starts watching; resolves once the set is complete. */
   static async open(store: Store, options: CertRevocationListOptions = {}): Promise<CertRevocationList> {
     const list = new CertRevocationList(options);
-    list.#mirror = await PrefixMirror.open(
-      { store, prefix: PREFIX, clock: list.#clock, retryMinMs: RETRY_MIN_MS, retryMaxMs: RETRY_MAX_MS },
-      { snapshot: (kvs, _rev, firstLoad) => list.#load(kvs, firstLoad), event: (e) => list.#apply(e), onError: (e) => list.#onError(e) },
+    list.#mirror = await PrefixMirror.open<CertRevocation>(
+      {
+        store,
+        prefix: PREFIX,
+        clock: list.#clock,
+        retry: RETRY,
+        reporter: options.follower ?? reporterFor(list.#onError),
+        decode: (kv, name) => decode(kv, name),
+      },
+      {
+        put: (_name, rec, _kv, phase) => list.#put(rec, phase),
+        // A record whose key names a serial counts as revoked even if its value is unreadable: fail closed.
+        invalid: (name, _kv, phase) => {
+          const serial = canonicalSerial(name);
+          if (serial !== undefined) list.#put({ serial, revokedAt: new Date(list.#clock.now()).toISOString(), reason: 'unspecified', notAfter: '' }, phase);
+        },
+        delete: (name, _rev, phase) => list.#delete(name, phase),
+        synced: (_rev, phase) => {
+          if (phase === 'resync' && list.#resyncChanged) list.#emit(list.#changeListeners, undefined);
+          list.#resyncChanged = false;
+        },
+      },
     );
     return list;
   }
@@ -82,54 +105,21 @@ export class CertRevocationList {
     await this.#mirror?.close();
   }
 
-  /** The whole set at one revision (at open, and after a lost watch): swapped in. */
-  #load(kvs: readonly KeyValue[], firstLoad: boolean): void {
-    const next = new Map<string, CertRevocation>();
-    for (const kv of kvs) {
-      const rec = this.#decode(kv);
-      if (rec !== undefined) next.set(rec.serial, rec);
-    }
-    const added = [...next.values()].filter((rec) => !this.#entries.has(rec.serial));
-    const changed = added.length > 0 || next.size !== this.#entries.size;
-    this.#entries = next;
-    if (!firstLoad) {
-      for (const rec of added) this.#emit(this.#revokedListeners, rec);
-      if (changed) this.#emit(this.#changeListeners, undefined);
-    }
-  }
-
-  #apply(event: WatchEvent): void {
-    if (event.type === 'delete') {
-      // The lease ended: the certificate has expired anyway.
-      const serial = canonicalSerial(text(event.kv.key).slice(PREFIX.length));
-      if (serial !== undefined && this.#entries.delete(serial)) this.#emit(this.#changeListeners, undefined);
-      return;
-    }
-    const rec = this.#decode(event.kv);
-    if (rec === undefined) return;
+  #put(rec: CertRevocation, phase: FollowPhase): void {
     const isNew = !this.#entries.has(rec.serial);
     this.#entries.set(rec.serial, rec);
+    if (phase === 'load') return;
     if (isNew) this.#emit(this.#revokedListeners, rec);
-    this.#emit(this.#changeListeners, undefined);
+    if (phase === 'watch') this.#emit(this.#changeListeners, undefined);
+    else if (isNew) this.#resyncChanged = true;
   }
 
-  /** A record whose key names a serial counts as revoked even if its value is unreadable: fail closed. */
-  #decode(kv: KeyValue): CertRevocation | undefined {
-    const key = text(kv.key);
-    const serial = canonicalSerial(key.slice(PREFIX.length));
-    if (serial === undefined) {
-      this.#onError(new GatehouseError('ERR_CERT_REVOCATION_INVALID', `ignoring ${JSON.stringify(key.slice(0, 120))}: not a serial`));
-      return undefined;
-    }
-    try {
-      const v = JSON.parse(text(kv.value)) as Partial<CertRevocation>;
-      if (typeof v.revokedAt !== 'string' || Number.isNaN(Date.parse(v.revokedAt))) throw new Error('revokedAt is not a date');
-      const reason = typeof v.reason === 'string' && Object.hasOwn(REVOCATION_REASONS, v.reason) ? v.reason : 'unspecified';
-      return { serial, revokedAt: v.revokedAt, reason, notAfter: typeof v.notAfter === 'string' ? v.notAfter : '' };
-    } catch (cause) {
-      this.#onError(new GatehouseError('ERR_CERT_REVOCATION_INVALID', `the record for ${serial} is unreadable; treating the serial as revoked`, { cause }));
-      return { serial, revokedAt: new Date(this.#clock.now()).toISOString(), reason: 'unspecified', notAfter: '' };
-    }
+  /** The lease ended (the certificate has expired anyway), or the key is gone since a lost watch. */
+  #delete(name: string, phase: FollowPhase): void {
+    const serial = canonicalSerial(name);
+    if (serial === undefined || !this.#entries.delete(serial)) return;
+    if (phase === 'watch') this.#emit(this.#changeListeners, undefined);
+    else this.#resyncChanged = true;
   }
 
   #emit<T>(listeners: Set<Listener<T>>, value: T): void {
@@ -141,4 +131,21 @@ export class CertRevocationList {
       }
     }
   }
+}
+
+/** One stored revocation; throws ERR_CERT_REVOCATION_INVALID for a key that names no serial or a value that cannot be read. */
+function decode(kv: KeyValue, name: string): CertRevocation {
+  const serial = canonicalSerial(name);
+  if (serial === undefined) throw new GatehouseError('ERR_CERT_REVOCATION_INVALID', `ignoring ${JSON.stringify(PREFIX + name.slice(0, 120))}: not a serial`);
+  let v: Partial<CertRevocation>;
+  try {
+    v = JSON.parse(text(kv.value)) as Partial<CertRevocation>;
+  } catch {
+    v = {};
+  }
+  if (typeof v.revokedAt !== 'string' || Number.isNaN(Date.parse(v.revokedAt))) {
+    throw new GatehouseError('ERR_CERT_REVOCATION_INVALID', `the record for ${serial} is unreadable; treating the serial as revoked`);
+  }
+  const reason = typeof v.reason === 'string' && Object.hasOwn(REVOCATION_REASONS, v.reason) ? v.reason : 'unspecified';
+  return { serial, revokedAt: v.revokedAt, reason, notAfter: typeof v.notAfter === 'string' ? v.notAfter : '' };
 }

@@ -2,9 +2,11 @@
 // watch on /gatehouse/revoked/) and the bus (revocation.>, resumed by the bus from the last
 // sequence it handed over). Whichever path brings a revocation first applies it; the other is a
 // no-op. Lookups are synchronous Map lookups: they run on every request and handshake.
-import { isGatehouseError } from '../errors.js';
-import { systemClock, type Clock } from '../lib/clock.js';
-import { PrefixMirror, text, type KeyValue, type Store, type WatchEvent } from '../store/index.js';
+import { GatehouseError, isGatehouseError } from '../errors.js';
+import { Backoff } from '../lib/backoff.js';
+import { systemClock, type Clock, type TimerHandle } from '../lib/clock.js';
+import { text, type KeyValue, type Store } from '../store/index.js';
+import { PrefixMirror, reporterFor, type FollowPhase, type FollowerReporter } from '../store/mirror.js';
 import type { Bus, BusMessage, Subscription } from '../bus/index.js';
 import { canonicalSerial } from '../pki/index.js';
 import { REVOCATION_PATTERN, REVOKED_PREFIX, isRevocationKind, type RevocationKind, type RevocationRecord } from './types.js';
@@ -16,7 +18,10 @@ export interface RevocationSetOptions {
   /** Undefined: store watch only. */
   bus?: Bus | undefined;
   clock?: Clock;
+  /** Bus trouble, listener failures and (unless `follower` is given) unreadable records and lost watches. */
   onError?: (err: Error) => void;
+  /** Where the store follower reports unreadable records, lost watches and resyncs (the gateway's shared reporter). */
+  follower?: FollowerReporter;
 }
 
 export interface RevocationSetStats {
@@ -32,8 +37,8 @@ export interface RevocationSetStats {
 
 type Listener = (record: RevocationRecord, via: RevocationPath) => void;
 
-const RETRY_MIN_MS = 250;
-const RETRY_MAX_MS = 10_000;
+/** Re-reading the store after a lost watch, and re-subscribing to the bus. */
+const RETRY = { minMs: 250, maxMs: 10_000 };
 const SWEEP_MS = 60_000;
 /** A bus-only entry is kept this long across a store resync (its store write may still be on the way). */
 const BUS_ONLY_GRACE_MS = 30_000;
@@ -57,13 +62,12 @@ export class RevocationSet {
   /** Deleted keys (lease ended or lifted) -> revokedAt: an older bus message cannot bring them back. */
   readonly #lifted = new Map<string, string>();
   readonly #listeners = new Set<Listener>();
-  #mirror: PrefixMirror | undefined;
+  #mirror: PrefixMirror<RevocationRecord> | undefined;
   #sub: Subscription | undefined;
   #busSeq = 0;
   #closed = false;
-  #busRetry: ReturnType<typeof setTimeout> | undefined;
-  #busDelay = RETRY_MIN_MS;
-  #sweep: ReturnType<typeof setInterval> | undefined;
+  readonly #busRetry: Backoff;
+  #sweep: TimerHandle | undefined;
   #viaStore = 0;
   #viaBus = 0;
 
@@ -71,19 +75,36 @@ export class RevocationSet {
     this.#bus = o.bus;
     this.#clock = o.clock ?? systemClock;
     this.#onError = o.onError ?? (() => undefined);
+    this.#busRetry = new Backoff(this.#clock, RETRY, () => this.#subscribe(), (err) => this.#busFailed(err));
   }
 
   /** Loads the stored set, starts the watch and (best effort) the bus subscription. */
   static async open(o: RevocationSetOptions): Promise<RevocationSet> {
     const set = new RevocationSet(o);
     // subscribe first (only new messages): anything published before is already in the store read below
-    await set.#subscribe();
-    set.#mirror = await PrefixMirror.open(
-      { store: o.store, prefix: REVOKED_PREFIX, clock: set.#clock, retryMinMs: RETRY_MIN_MS, retryMaxMs: RETRY_MAX_MS },
-      { snapshot: (kvs, _rev, firstLoad) => set.#load(kvs, firstLoad), event: (e) => set.#apply(e), onError: (e) => set.#onError(e) },
-    );
-    set.#sweep = setInterval(() => set.#expire(), SWEEP_MS);
-    set.#sweep.unref();
+    if (set.#bus !== undefined) await set.#subscribe().catch((err: unknown) => set.#busFailed(err, true));
+    set.#mirror = await PrefixMirror.open<RevocationRecord>(
+      {
+        store: o.store,
+        prefix: REVOKED_PREFIX,
+        clock: set.#clock,
+        retry: RETRY,
+        reporter: o.follower ?? reporterFor(set.#onError),
+        decode: (kv, name) => decode(kv, name, set.#clock.now()),
+      },
+      {
+        put: (_name, rec, _kv, phase) => set.#add(rec, 'store', true, phase !== 'load'),
+        invalid: (name, _kv, phase) => set.#failClosed(name, phase),
+        delete: (name) => set.#removeStored(name),
+        synced: (_rev, phase) => {
+          if (phase === 'resync') set.#dropUnstored();
+        },
+      },
+    ).catch(async (err: unknown) => {
+      await set.close();
+      throw err;
+    });
+    set.#armSweep();
     return set;
   }
 
@@ -130,8 +151,8 @@ export class RevocationSet {
 
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#busRetry !== undefined) clearTimeout(this.#busRetry);
-    if (this.#sweep !== undefined) clearInterval(this.#sweep);
+    this.#busRetry.stop();
+    this.#sweep?.cancel();
     const s = this.#sub;
     this.#sub = undefined;
     await Promise.all([this.#mirror?.close(), s?.close().catch(() => undefined)]);
@@ -164,6 +185,14 @@ export class RevocationSet {
     return record.expiresAt !== null && Date.parse(record.expiresAt) <= this.#clock.now();
   }
 
+  #armSweep(): void {
+    if (this.#closed) return;
+    this.#sweep = this.#clock.setTimer(() => {
+      this.#expire();
+      this.#armSweep();
+    }, SWEEP_MS);
+  }
+
   /** Bus-only entries whose lease time has passed (store entries leave with their lease's delete event). */
   #expire(): void {
     for (const [k, e] of this.#entries) if (!e.stored && this.#expired(e.record)) this.#entries.delete(k);
@@ -191,116 +220,105 @@ export class RevocationSet {
     this.#add(record, 'bus', false, true);
   }
 
+  /** Subscribes to the bus (resuming after the last message handled); throws when it cannot, and the caller retries. */
   async #subscribe(): Promise<void> {
     const bus = this.#bus;
     if (bus === undefined || this.#closed) return;
-    try {
-      const sub = await bus.subscribe(REVOCATION_PATTERN, (m) => this.#onMessage(m), {
-        // after a restart of this subscription: resume after the last message handled
-        ...(this.#busSeq > 0 ? { fromSequence: this.#busSeq + 1 } : {}),
-        onError: (err) => {
-          this.#onError(err);
-          // the subscription ended on its own (e.g. the stream no longer holds our sequence): start again
-          if (isGatehouseError(err, 'ERR_BUS_SEQUENCE_GONE')) {
-            this.#busSeq = 0;
-            this.#restartBus();
-          } else if (isGatehouseError(err, 'ERR_BUS_CLOSED')) {
-            this.#sub = undefined;
-          }
-        },
-      });
-      if (this.#closed) {
-        await sub.close();
-        return;
-      }
-      this.#sub = sub;
-      this.#busDelay = RETRY_MIN_MS;
-    } catch (err) {
-      // NATS down at start: the store watch alone keeps the set complete; keep trying the bus
-      this.#onError(err instanceof Error ? err : new Error(String(err)));
-      if (isGatehouseError(err, 'ERR_BUS_SEQUENCE_GONE')) this.#busSeq = 0;
-      this.#scheduleBus();
+    const sub = await bus.subscribe(REVOCATION_PATTERN, (m) => this.#onMessage(m), {
+      // after a restart of this subscription: resume after the last message handled
+      ...(this.#busSeq > 0 ? { fromSequence: this.#busSeq + 1 } : {}),
+      onError: (err) => {
+        this.#onError(err);
+        // the subscription ended on its own (e.g. the stream no longer holds our sequence): start again
+        if (isGatehouseError(err, 'ERR_BUS_SEQUENCE_GONE')) {
+          this.#busSeq = 0;
+          this.#restartBus();
+        } else if (isGatehouseError(err, 'ERR_BUS_CLOSED')) {
+          this.#sub = undefined;
+        }
+      },
+    });
+    if (this.#closed) {
+      await sub.close();
+      return;
     }
+    this.#sub = sub;
+    this.#busRetry.reset();
+  }
+
+  /** NATS down (at start or later): the store watch alone keeps the set complete; keep trying the bus. */
+  #busFailed(err: unknown, schedule = false): void {
+    this.#onError(err instanceof Error ? err : new Error(String(err)));
+    if (isGatehouseError(err, 'ERR_BUS_SEQUENCE_GONE')) this.#busSeq = 0;
+    // the retry loop schedules its next attempt itself; a first attempt outside it asks here
+    if (schedule) this.#busRetry.schedule();
   }
 
   #restartBus(): void {
     const old = this.#sub;
     this.#sub = undefined;
     void old?.close().catch(() => undefined);
-    this.#scheduleBus();
-  }
-
-  #scheduleBus(): void {
-    if (this.#closed || this.#bus === undefined) return;
-    const delay = this.#busDelay;
-    this.#busDelay = Math.min(RETRY_MAX_MS, delay * 2);
-    if (this.#busRetry !== undefined) clearTimeout(this.#busRetry);
-    this.#busRetry = setTimeout(() => void this.#subscribe(), delay);
-    this.#busRetry.unref();
+    this.#busRetry.schedule();
   }
 
   // ---- the store path -------------------------------------------------------------------
 
-  /** The whole stored set at one revision (at open, and after a lost watch). */
-  #load(kvs: readonly KeyValue[], firstLoad: boolean): void {
-    const seen = new Set<string>();
-    for (const kv of kvs) {
-      const rec = this.#decode(kv);
-      if (rec === undefined) continue;
-      seen.add(keyOf(rec.kind, rec.id));
-      this.#add(rec, 'store', true, !firstLoad);
-    }
-    // gone from the store while we were not watching: the lease ended (or it was lifted)
+  /** A key that names a kind and id counts as revoked even when its value is unreadable: fail closed. */
+  #failClosed(name: string, phase: FollowPhase): void {
+    const parsed = parseKey(REVOKED_PREFIX + name);
+    if (parsed === undefined) return;
+    const fallback: RevocationRecord = { format: 1, kind: parsed.kind, id: parsed.id, reason: 'unspecified', revokedAt: new Date(this.#clock.now()).toISOString(), by: 'unknown', expiresAt: null };
+    this.#add(fallback, 'store', true, phase !== 'load');
+  }
+
+  /** The key left the store (lease end, lifted): an older bus message cannot bring it back. */
+  #removeStored(name: string): void {
+    const parsed = parseKey(REVOKED_PREFIX + name);
+    if (parsed === undefined) return;
+    const k = keyOf(parsed.kind, parsed.id);
+    const e = this.#entries.get(k);
+    if (e === undefined) return;
+    this.#entries.delete(k);
+    this.#lifted.set(k, e.record.revokedAt);
+  }
+
+  /** After a re-read: bus-only entries not in the store, unless their store write may still be on the way. */
+  #dropUnstored(): void {
     const now = this.#clock.now();
     for (const [k, e] of this.#entries) {
-      if (seen.has(k)) continue;
-      if (!e.stored && now - e.at < BUS_ONLY_GRACE_MS && !this.#expired(e.record)) continue;
+      if (e.stored || (now - e.at < BUS_ONLY_GRACE_MS && !this.#expired(e.record))) continue;
       this.#entries.delete(k);
       this.#lifted.set(k, e.record.revokedAt);
     }
   }
+}
 
-  #apply(event: WatchEvent): void {
-    if (event.type === 'delete') {
-      const parsed = parseKey(text(event.kv.key));
-      if (parsed === undefined) return;
-      const k = keyOf(parsed.kind, parsed.id);
-      const e = this.#entries.get(k);
-      if (e !== undefined) {
-        this.#entries.delete(k);
-        this.#lifted.set(k, e.record.revokedAt);
-      }
-      return;
-    }
-    const rec = this.#decode(event.kv);
-    if (rec !== undefined) this.#add(rec, 'store', true, true);
+/** One stored revocation; throws for a key that names no kind and id, or a value that cannot be read. */
+function decode(kv: KeyValue, name: string, now: number): RevocationRecord {
+  const key = REVOKED_PREFIX + name;
+  const parsed = parseKey(key);
+  if (parsed === undefined) throw new GatehouseError('ERR_STORE_CORRUPT', `revocation: ignoring ${JSON.stringify(key.slice(0, 120))}: not <kind>/<id>`);
+  const unreadable = (why: string): GatehouseError =>
+    new GatehouseError('ERR_STORE_CORRUPT', `revocation: the record at ${key.slice(0, 120)} is unreadable (${why}); treating it as revoked`);
+  let v: unknown;
+  try {
+    v = JSON.parse(text(kv.value));
+  } catch {
+    throw unreadable('not JSON');
   }
-
-  /** A key that names a kind and id counts as revoked even when its value is unreadable: fail closed. */
-  #decode(kv: KeyValue): RevocationRecord | undefined {
-    const key = text(kv.key);
-    const parsed = parseKey(key);
-    if (parsed === undefined) {
-      this.#onError(new Error(`revocation: ignoring ${JSON.stringify(key.slice(0, 120))}`));
-      return undefined;
-    }
-    const fallback: RevocationRecord = { format: 1, kind: parsed.kind, id: parsed.id, reason: 'unspecified', revokedAt: new Date(this.#clock.now()).toISOString(), by: 'unknown', expiresAt: null };
-    try {
-      const v = JSON.parse(text(kv.value)) as Record<string, unknown>;
-      if (parsed.kind === 'cert') {
-        // the existing certificate record (revokeCertificate): {serial, revokedAt, reason, notAfter}
-        return { ...fallback, reason: typeof v.reason === 'string' ? v.reason : 'unspecified', revokedAt: typeof v.revokedAt === 'string' ? v.revokedAt : fallback.revokedAt, by: typeof v.by === 'string' ? v.by : 'cert revoke' };
-      }
-      const rec = normalise(v);
-      if (rec === undefined || rec.kind !== parsed.kind || rec.id !== parsed.id) throw new Error('the record does not match its key');
-      return rec;
-    } catch (cause) {
-      this.#onError(new Error(`revocation: the record at ${key.slice(0, 120)} is unreadable; treating it as revoked`, { cause }));
-      return fallback;
-    }
+  if (parsed.kind === 'cert') {
+    // the existing certificate record (revokeCertificate): {serial, revokedAt, reason, notAfter}
+    const c = (v !== null && typeof v === 'object' ? v : {}) as Record<string, unknown>;
+    return {
+      format: 1, kind: 'cert', id: parsed.id, expiresAt: null,
+      reason: typeof c.reason === 'string' ? c.reason : 'unspecified',
+      revokedAt: typeof c.revokedAt === 'string' ? c.revokedAt : new Date(now).toISOString(),
+      by: typeof c.by === 'string' ? c.by : 'cert revoke',
+    };
   }
-
-
+  const rec = normalise(v);
+  if (rec === undefined || rec.kind !== parsed.kind || rec.id !== parsed.id) throw unreadable('the record does not match its key');
+  return rec;
 }
 
 function parseKey(key: string): { kind: RevocationKind; id: string } | undefined {

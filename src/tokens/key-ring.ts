@@ -1,10 +1,11 @@
 // The signing keys every replica shares through the store.
 //
-// Load everything under /gatehouse/keys/signing/, then follow it with a watch, so a key one
-// replica creates is published and used by all of them at once. Rotation is scheduled on the
-// injected clock; replicas race for it with one compare-and-swap on the pointer
-// /gatehouse/keys/signing-current, so each rotation creates exactly one key and the losers
-// adopt the winner's.
+// Load everything under /gatehouse/keys/signing/, then follow it (the store follower: watch,
+// re-read after a lost watch), so a key one replica creates is published and used by all of
+// them at once; a record that cannot be decoded is reported and its key dropped, never fatal.
+// Rotation is scheduled on the injected clock; replicas race for it with one compare-and-swap
+// on the pointer /gatehouse/keys/signing-current, so each rotation creates exactly one key and
+// the losers adopt the winner's.
 //
 // Lifecycle of a key (R = rotateAfterMs, P = prepublishMs, G = 900 s max ttl + 30 s skew):
 //   createdAt   published in the JWKS
@@ -18,7 +19,8 @@
 import { webcrypto, type KeyObject } from 'node:crypto';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
-import { text, type KeyValue, type Store, type TxnOp, type Watch, type WatchEvent } from '../store/index.js';
+import type { KeyValue, Store, TxnOp } from '../store/index.js';
+import { PrefixMirror, reporterFor, type FollowPhase, type FollowerReporter } from '../store/mirror.js';
 import { createSigningKey } from './create-signing-key.js';
 import { RETIRED_GRACE_MS, decodePointer, decodeSigningKey, leaseSeconds } from './lib/key-record.js';
 import { openPrivateKey } from './open-private-key.js';
@@ -34,10 +36,12 @@ export interface KeyRingOptions {
   rotateAfterMs?: number;
   /** How long a new key is published before it signs (default 10 min, or rotateAfterMs / 4 if less). */
   prepublishMs?: number;
-  /** Wait before retrying a failed rotation or a broken watch (default 30 s). */
+  /** Wait before retrying a failed rotation, and the longest wait before re-reading after a lost watch (default 30 s). */
   retryMs?: number;
-  /** Problems that do not stop the ring: a key it cannot unseal, a corrupt record, a failed rotation. */
+  /** Problems that do not stop the ring: a key it cannot unseal, a failed rotation; unless `follower` is given, also a corrupt record or a lost watch. */
   onError?: (err: GatehouseError) => void;
+  /** Where the store follower reports unreadable records, lost watches and resyncs (the gateway's shared reporter). */
+  follower?: FollowerReporter;
   /** Keys were added, changed or removed (caches keyed on keys may need dropping). */
   onChange?: (change: { added: string[]; removed: string[] }) => void;
 }
@@ -95,9 +99,10 @@ export class KeyRing {
   readonly #retryMs: number;
   readonly #onError: (err: GatehouseError) => void;
   readonly #onChange: (change: { added: string[]; removed: string[] }) => void;
+  readonly #follower: FollowerReporter | undefined;
 
   readonly #keys = new Map<string, RingKey>();
-  #watch: Watch | undefined;
+  #mirror: PrefixMirror<StoredSigningKey> | undefined;
   /** Events are applied one after another (importing keys is async), in revision order. */
   #chain: Promise<void> = Promise.resolve();
   #rotation: Promise<RotateResult> | undefined;
@@ -118,6 +123,7 @@ export class KeyRing {
     this.#retryMs = options.retryMs ?? 30_000;
     this.#onError = options.onError ?? (() => undefined);
     this.#onChange = options.onChange ?? (() => undefined);
+    this.#follower = options.follower;
     for (const [name, v] of [['rotateAfterMs', this.#rotateAfterMs], ['prepublishMs', this.#prepublishMs], ['retryMs', this.#retryMs]] as const) {
       if (!Number.isSafeInteger(v) || v < (name === 'prepublishMs' ? 0 : 1)) throw new GatehouseError('ERR_CONFIG_INVALID', `tokens: ${name} must be a whole number of ms, got ${String(v)}`);
     }
@@ -208,9 +214,7 @@ export class KeyRing {
     this.#closed = true;
     this.#timer?.cancel();
     this.#timer = undefined;
-    const watch = this.#watch;
-    this.#watch = undefined;
-    await watch?.close().catch(() => undefined);
+    await this.#mirror?.close();
     await this.idle();
     this.#keys.clear();
     this.#signing = undefined;
@@ -219,46 +223,35 @@ export class KeyRing {
   // --- loading and following ---
 
   async #load(): Promise<void> {
-    const r = await this.#store.range({ prefix: SIGNING_KEY_PREFIX });
-    const seen = new Set<string>();
-    for (const kv of r.kvs) {
-      seen.add(text(kv.key).slice(SIGNING_KEY_PREFIX.length));
-      await this.#put(kv);
-    }
-    const removed = [...this.#keys.keys()].filter((kid) => !seen.has(kid));
-    for (const kid of removed) this.#keys.delete(kid);
-    if (removed.length > 0) this.#changed([], removed);
-    this.#watch = await this.#store.watch({ prefix: SIGNING_KEY_PREFIX }, (event) => this.#enqueue(event), {
-      fromRevision: r.revision + 1,
-      onError: (err) => this.#watchBroke(err),
-    });
+    this.#mirror = await PrefixMirror.open<StoredSigningKey>(
+      {
+        store: this.#store,
+        prefix: SIGNING_KEY_PREFIX,
+        clock: this.#clock,
+        retry: { minMs: Math.min(500, this.#retryMs), maxMs: this.#retryMs },
+        reporter: this.#follower ?? reporterFor((e) => this.#report(e)),
+        decode: (kv) => decodeSigningKey(kv),
+      },
+      {
+        put: (_kid, record, kv, phase) => this.#enqueue(() => this.#putRecord(record, kv), phase),
+        // deleted by its lease, or unreadable: no longer published nor used
+        delete: (kid, _rev, phase) =>
+          this.#enqueue(async () => {
+            if (this.#keys.delete(kid)) this.#changed([], [kid]);
+          }, phase),
+      },
+    );
+    // importing keys is async: the ring is loaded once the queue has run
+    await this.#chain;
   }
 
-  #enqueue(event: WatchEvent): void {
+  /** Applies changes one after another, in revision order; a change after the first load may move the next rotation. */
+  #enqueue(apply: () => Promise<void>, phase: FollowPhase): void {
     this.#chain = this.#chain.then(async () => {
       if (this.#closed) return;
-      if (event.type === 'put') {
-        await this.#put(event.kv);
-      } else {
-        const kid = text(event.kv.key).slice(SIGNING_KEY_PREFIX.length);
-        if (this.#keys.delete(kid)) this.#changed([], [kid]);
-      }
-      this.#schedule();
+      await apply();
+      if (phase !== 'load') this.#schedule();
     }).catch((err: unknown) => this.#report(err));
-  }
-
-  #watchBroke(err: Error): void {
-    if (this.#closed) return;
-    this.#report(err);
-    this.#watch = undefined;
-    const retry = (): void => {
-      if (this.#closed) return;
-      this.#chain = this.#chain.then(() => this.#load()).catch((e: unknown) => {
-        this.#report(e);
-        this.#clock.setTimer(retry, this.#retryMs);
-      });
-    };
-    retry();
   }
 
   /** Adds or updates a key from its stored record (older or equal revisions are ignored). */
@@ -270,6 +263,10 @@ export class KeyRing {
       this.#report(err);
       return;
     }
+    await this.#putRecord(record, kv);
+  }
+
+  async #putRecord(record: StoredSigningKey, kv: KeyValue): Promise<void> {
     const had = this.#keys.get(record.kid);
     if (had !== undefined && had.modRevision >= kv.modRevision) return;
     // A rewrite only moves the times: keep the imported keys.
