@@ -12,6 +12,7 @@ import { randomBytes, type KeyObject } from 'node:crypto';
 import type { Store, TxnOp, Compare } from '../store/index.js';
 import { LIMITS, rangePages } from '../store/index.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
+import { Delays } from '../lib/backoff.js';
 import type { AuditEvent, AuditSink } from '../contracts/audit.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { canonicalJson } from './lib/canonical-json.js';
@@ -126,7 +127,9 @@ export class AuditWriter implements AuditSink {
   #closingDone: Promise<void> | undefined;
   /** close() is done: the spool file is closed and nothing may touch it. */
   #closed = false;
+  /** The wait before the next write after a store failure; 0 while writes succeed. */
   #backoffMs = 0;
+  readonly #retryDelays = new Delays({ minMs: 100, maxMs: 2_000 });
 
   private constructor(o: AuditWriterOptions) {
     this.#o = o;
@@ -472,7 +475,9 @@ export class AuditWriter implements AuditSink {
   #failed(err: unknown): void {
     this.stats.failures++;
     this.#onError(err);
-    this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 100), 2_000);
+    // a success (#advance) set it back to 0: start the delays over
+    if (this.#backoffMs === 0) this.#retryDelays.reset();
+    this.#backoffMs = this.#retryDelays.next();
     this.#schedule(this.#backoffMs);
   }
 

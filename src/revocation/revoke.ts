@@ -2,7 +2,8 @@
 // when the revoked thing would have expired anyway), then to the bus (best effort, retried):
 // every replica hears through whichever path arrives first.
 import { GatehouseError } from '../errors.js';
-import type { Clock } from '../lib/clock.js';
+import { Delays, sleep } from '../lib/backoff.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { json, type Store } from '../store/index.js';
 import type { Bus } from '../bus/index.js';
 import { canonicalSerial, lookupIssued, parseSpiffeId, revokeCertificate, REVOCATION_REASONS, type RevocationReason } from '../pki/index.js';
@@ -83,17 +84,20 @@ export function parseRevokeRequest(args: unknown, by: string): RevokeRequest {
 const PUBLISH_ATTEMPTS = 3;
 /** No retry starts after this long: a bus that is down must not hold the operator for long (the store already has it). */
 const PUBLISH_BUDGET_MS = 1_500;
+/** Pauses between attempts: 100 ms, then 300 ms. */
+const PUBLISH_RETRY = { minMs: 100, maxMs: 900, factor: 3 };
 
-/** Broadcasts a record; retried, never thrown: the store write already happened and is the authority. */
-export async function publishRevocation(bus: Bus | undefined, record: RevocationRecord, onError?: (err: Error) => void): Promise<number | null> {
+/** Broadcasts a record; retried (on the clock), never thrown: the store write already happened and is the authority. */
+export async function publishRevocation(bus: Bus | undefined, record: RevocationRecord, onError?: (err: Error) => void, clock: Clock = systemClock): Promise<number | null> {
   if (bus === undefined) return null;
-  const started = Date.now();
-  for (let attempt = 0; attempt < PUBLISH_ATTEMPTS && (attempt === 0 || Date.now() - started < PUBLISH_BUDGET_MS); attempt++) {
+  const started = clock.now();
+  const delays = new Delays(PUBLISH_RETRY);
+  for (let attempt = 0; attempt < PUBLISH_ATTEMPTS && (attempt === 0 || clock.now() - started < PUBLISH_BUDGET_MS); attempt++) {
     try {
       return await bus.publish(`${REVOCATION_SUBJECT_PREFIX}${record.kind}`, JSON.stringify(record));
     } catch (err) {
       onError?.(err instanceof Error ? err : new Error(String(err)));
-      if (attempt < PUBLISH_ATTEMPTS - 1) await new Promise((r) => setTimeout(r, 100 * 3 ** attempt));
+      if (attempt < PUBLISH_ATTEMPTS - 1) await sleep(clock, delays.next());
     }
   }
   return null;
@@ -168,6 +172,6 @@ export async function revoke(store: Store, bus: Bus | undefined, req: RevokeRequ
       if (req.kind === 'user') sessionsEnded = await endSessionsOfUser(store, id);
       break;
   }
-  const published = await publishRevocation(bus, stood.record, onError);
+  const published = await publishRevocation(bus, stood.record, onError, clock);
   return { record: stood.record, created: stood.created, key: revokedKey(req.kind, id), published, sessionsEnded };
 }

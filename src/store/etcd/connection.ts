@@ -14,6 +14,7 @@
 import { Etcd3, type ICallable, type IDuplexStream, type IOptions, type KVClient } from 'etcd3';
 import { readFileSync } from 'node:fs';
 import { GatehouseError } from '../../errors.js';
+import { backoffDelay, systemRandom, type BackoffPolicy } from '../../lib/backoff.js';
 import type { EtcdStoreOptions } from '../types.js';
 import { classify, RpcFailure, type SizeCode } from './errors.js';
 
@@ -65,6 +66,11 @@ function withRequireLeader(md: GrpcMetadata): GrpcMetadata {
   copy.set('hasleader', 'true');
   return copy;
 }
+
+// Short, growing, jittered pauses: an etcd election takes about one election timeout.
+// Wall-clock, like the gRPC deadlines they sit between; a ref'd timer, so a CLI command waiting
+// out a pause is not ended by an empty event loop.
+const RETRY_PAUSE: BackoffPolicy = { minMs: 20, maxMs: 250, jitter: { fraction: 0.5, random: systemRandom } };
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -182,9 +188,8 @@ export class Connection {
         }
         if (Date.now() >= attemptDeadline - 5) timeouts++;
         failures++;
-        // Short, growing, jittered pauses: an etcd election takes about one election timeout.
         // Moving to another member for the first time needs no pause.
-        const pause = c.rotate && failures === 1 ? 0 : Math.min(250, 20 * 2 ** (failures - 1)) * (0.5 + Math.random() / 2);
+        const pause = c.rotate && failures === 1 ? 0 : backoffDelay(RETRY_PAUSE, failures - 1);
         if (Date.now() + pause >= deadline) {
           throw new GatehouseError('ERR_STORE_UNAVAILABLE', `etcd: gave up after ${failures} attempts in ${this.timeoutMs} ms: ${c.error.message}`, {
             cause: c.error,
