@@ -1,15 +1,18 @@
 // The NATS bus: one JetStream stream holds every message, so a replica that was away replays
-// what it missed. Subscriptions are ordered consumers implemented here rather than with the
-// client's own ordered consumer, because resuming must be exact: the loop tracks the next
-// stream sequence the handler needs, checks the consumer's delivery sequence for gaps, and
-// recreates the (ephemeral, in-memory) consumer from that sequence after any disconnect,
-// server restart or gap, dropping anything it has already handed over.
+// what it missed. Each subscription is the client's ordered consumer (@nats-io/jetstream: an
+// ephemeral, in-memory, no-ack consumer that the client checks for delivery gaps and missed
+// heartbeats and recreates from the last stream sequence it delivered, after a disconnect, a
+// server restart or a gap). Around it the bus keeps what the client does not:
+// - a resume point (#next) that also moves past other subjects' messages while the
+//   subscription is idle, so their aging out is not mistaken for a gap;
+// - the retention check: before the first consumer and again after every recreation (the
+//   client's `reset` notification, before the new consumer's first message is handed over), a
+//   resume point older than the stream's first sequence ends the subscription with
+//   ERR_BUS_SEQUENCE_GONE; the client alone would skip what was lost without a word.
 //
-// Works with nats-server >= 2.9: consumers use a single filter_subject (filter_subjects needs
-// 2.10) and the 2.9 named-consumer create API.
+// Works with nats-server >= 2.9.4: the ordered consumer is created with a single
+// filter_subject (filter_subjects needs 2.10).
 import {
-  AckPolicy,
-  DeliverPolicy,
   DiscardPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
@@ -18,10 +21,12 @@ import {
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream';
-import type { Consumer, ConsumerConfig, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, StreamConfig } from '@nats-io/jetstream';
+import type { Consumer, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, StreamConfig } from '@nats-io/jetstream';
 import { connect, errors as natsErrors, nanos, nuid } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { GatehouseError } from '../errors.js';
+import { Delays, sleep, systemRandom, type BackoffPolicy, type RandomSource } from '../lib/backoff.js';
+import { systemClock, type Clock, type TimerHandle } from '../lib/clock.js';
 import { MAX_PAYLOAD_BYTES, checkFromSequence, parsePattern, parseSubject, reportTo, toPayload } from './subject.js';
 import type { Bus, BusHandler, BusMessage, NatsBusOptions, SubscribeOptions, Subscription } from './types.js';
 
@@ -38,15 +43,27 @@ const STREAM_MAX_BYTES = 1024 * 1024 * 1024;
 const STREAM_MAX_MSG_SIZE = 1024 * 1024;
 const STREAM_DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
 
-// A pull asks for up to FETCH_BATCH messages and waits up to FETCH_EXPIRES_MS; the server sends
-// idle heartbeats every half of that, so a dead connection is noticed within ~5 s.
+// Pulls ask for up to FETCH_BATCH messages and last up to FETCH_EXPIRES_MS; the server sends
+// idle heartbeats every half of that, so a dead connection is noticed within ~5 s. An idle
+// subscription moves its resume point as often.
 const FETCH_BATCH = 256;
 const FETCH_EXPIRES_MS = 5_000;
 // A consumer left behind by a crashed process is removed by the server after this long.
 const CONSUMER_INACTIVE_MS = 60_000;
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
-const backoff = (attempt: number): number => Math.min(100 * 2 ** attempt, 5_000) * (0.5 + Math.random() / 2);
+// Retries: publish attempts within the call's deadline, and recreating a subscription's consumer.
+const PUBLISH_RETRY = { minMs: 100, maxMs: 250, jitterFraction: 0.5 };
+const RESUBSCRIBE_RETRY = { minMs: 100, maxMs: 5_000, jitterFraction: 0.5 };
+
+function policy(p: { minMs: number; maxMs: number; jitterFraction: number }, random: RandomSource): BackoffPolicy {
+  return { minMs: p.minMs, maxMs: p.maxMs, jitter: { fraction: p.jitterFraction, random } };
+}
+
+/** Time and randomness for the bus's retries (tests may inject them; the default is the system's). */
+export interface NatsBusRuntime {
+  clock?: Clock;
+  random?: RandomSource;
+}
 
 function apiCode(err: unknown): number | undefined {
   return err instanceof JetStreamApiError ? err.code : undefined;
@@ -121,16 +138,20 @@ class NatsBus implements Bus {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
+  readonly clock: Clock;
+  readonly random: RandomSource;
   #closed = false;
   readonly #subs = new Set<NatsSubscription>();
 
-  constructor(nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager, stream: string, timeoutMs: number) {
+  constructor(nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager, stream: string, timeoutMs: number, runtime: NatsBusRuntime) {
     this.nc = nc;
     this.js = js;
     this.jsm = jsm;
     this.stream = stream;
     this.prefix = `${stream.toLowerCase()}.`;
     this.timeoutMs = timeoutMs;
+    this.clock = runtime.clock ?? systemClock;
+    this.random = runtime.random ?? systemRandom;
   }
 
   get closed(): boolean {
@@ -148,9 +169,10 @@ class NatsBus implements Bus {
     // One id for every attempt: the stream drops a retry whose first attempt did land, and
     // answers it with the first attempt's sequence.
     const msgID = nuid.next();
-    const deadline = Date.now() + this.timeoutMs;
-    for (let attempt = 0; ; attempt++) {
-      const left = deadline - Date.now();
+    const deadline = this.clock.now() + this.timeoutMs;
+    const delays = new Delays(policy(PUBLISH_RETRY, this.random));
+    for (;;) {
+      const left = deadline - this.clock.now();
       // Leave room for a retry if an attempt is lost in a reconnect.
       const attemptMs = Math.max(1, Math.min(left, Math.max(250, this.timeoutMs / 4)));
       try {
@@ -159,9 +181,9 @@ class NatsBus implements Bus {
       } catch (err) {
         const mapped = toBusError(err, 'publish');
         if (this.closed) throw new GatehouseError('ERR_BUS_CLOSED', 'the NATS bus is closed', { cause: err });
-        const wait = Math.min(backoff(attempt), 250);
-        if (!mapped.retryable || Date.now() + wait >= deadline) throw mapped;
-        await sleep(wait);
+        const wait = delays.next();
+        if (!mapped.retryable || this.clock.now() + wait >= deadline) throw mapped;
+        await sleep(this.clock, wait);
       }
     }
   }
@@ -210,73 +232,109 @@ class NatsSubscription implements Subscription {
   #next = 1;
   #stopped = false;
   #consumer: Consumer | undefined;
-  #deliveries = 0;
   #messages: ConsumerMessages | undefined;
+  /** The client is recreating its consumer: check retention before the next hand-over. */
+  #recreated = false;
+  /** No handler call running and nothing taken from the consumer: the resume point may move. */
+  #idle = true;
+  /** The consumer (the client's current one, by name) and delivery sequence of the last message taken. */
+  #taken = { consumer: '', delivery: 0 };
+  #floorTimer: TimerHandle | undefined;
+  readonly #retry: Delays;
 
   constructor(
     private readonly bus: NatsBus,
     private readonly filter: string,
     private readonly handler: BusHandler,
     private readonly onError: ((err: Error) => void) | undefined,
-  ) {}
+  ) {
+    this.#retry = new Delays(policy(RESUBSCRIBE_RETRY, bus.random));
+  }
 
   get lastSequence(): number {
     return this.#lastSequence;
   }
 
-  /** Creates the first consumer (so subscribe() reports GONE or UNAVAILABLE), then runs the loop. */
+  /** Opens the first consumer (so subscribe() reports GONE or UNAVAILABLE), then runs the loop. */
   async start(fromSequence: number | undefined): Promise<void> {
     const info = await this.bus.jsm.streams.info(this.bus.stream);
     this.#next = fromSequence === undefined ? info.state.last_seq + 1 : Math.max(fromSequence, 1);
-    await this.#create();
+    await this.#open();
     // subscribe() may have given up (deadline) and closed us meanwhile.
-    if (this.#stopped) return this.#dropConsumer();
+    if (this.#stopped) return this.#drop();
     void this.#loop();
+    this.#armFloor();
   }
 
-  async #create(): Promise<void> {
-    const { jsm, js, stream } = this.bus;
-    const { state } = await jsm.streams.info(stream);
-    // first_seq is 0 for a stream never written to, last_seq + 1 once everything has aged out.
-    // The check is stream-wide: if the lost messages were all on other subjects this errs on
-    // the side of GONE, which sends the caller to the store (the authority) to catch up.
+  /**
+   * Throws ERR_BUS_SEQUENCE_GONE when the stream no longer holds #next. first_seq is 0 for a
+   * stream never written to, last_seq + 1 once everything has aged out. The check is
+   * stream-wide: if the lost messages were all on other subjects this errs on the side of GONE,
+   * which sends the caller to the store (the authority) to catch up.
+   */
+  async #checkRetained(): Promise<void> {
+    const { state } = await this.bus.jsm.streams.info(this.bus.stream);
     if (this.#next < state.first_seq) {
       throw new GatehouseError('ERR_BUS_SEQUENCE_GONE', `sequence ${this.#next} is no longer retained; the oldest is ${state.first_seq}`, {
         details: { fromSequence: this.#next, oldestSequence: state.first_seq },
       });
     }
-    const config: Partial<ConsumerConfig> = {
-      name: `gh_${nuid.next()}`,
-      filter_subject: this.filter,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: this.#next,
-      ack_policy: AckPolicy.None,
-      mem_storage: true,
-      num_replicas: 1,
-      inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
-    };
-    const info = await jsm.consumers.add(stream, config);
-    this.#dropConsumer();
-    this.#consumer = js.consumers.getConsumerFromInfo(info);
-    this.#deliveries = 0;
   }
 
-  #dropConsumer(): void {
-    const old = this.#consumer;
+  async #open(): Promise<void> {
+    await this.#checkRetained();
+    const consumer = await this.bus.js.consumers.get(this.bus.stream, {
+      filter_subjects: this.filter,
+      opt_start_seq: this.#next,
+      inactive_threshold: CONSUMER_INACTIVE_MS,
+    });
+    const messages = await consumer.consume({ max_messages: FETCH_BATCH, expires: FETCH_EXPIRES_MS });
+    this.#drop();
+    this.#consumer = consumer;
+    this.#messages = messages;
+    this.#recreated = false;
+    void this.#watchResets(messages);
+  }
+
+  /** Only sets a flag, never awaits: it must see a reset before the new consumer's first message. */
+  async #watchResets(messages: ConsumerMessages): Promise<void> {
+    for await (const n of messages.status()) if (n.type === 'reset' && this.#messages === messages) this.#recreated = true;
+  }
+
+  #drop(): void {
+    const messages = this.#messages;
+    const consumer = this.#consumer;
+    this.#messages = undefined;
     this.#consumer = undefined;
-    if (old !== undefined && !this.bus.nc.isClosed()) old.delete().catch(() => undefined);
+    messages?.stop();
+    if (consumer !== undefined && !this.bus.nc.isClosed()) consumer.delete().catch(() => undefined);
   }
 
   async #loop(): Promise<void> {
-    let failures = 0;
     let streamMissing = 0;
     while (!this.#stopped) {
       try {
-        if (this.#consumer === undefined) await withDeadline(this.#create(), this.bus.timeoutMs, 'recreate consumer');
-        if (await this.#fetchOnce()) await this.#refreshFloor();
-        failures = 0;
-        streamMissing = 0;
+        if (this.#messages === undefined) await withDeadline(this.#open(), this.bus.timeoutMs, 'recreate consumer');
+        const messages = this.#messages;
+        if (messages === undefined) continue;
+        for await (const m of messages) {
+          if (this.#stopped) return;
+          this.#idle = false;
+          this.#taken = { consumer: m.info.consumer, delivery: m.info.deliverySequence };
+          if (this.#recreated) {
+            this.#recreated = false;
+            await this.#checkRetained();
+          }
+          await this.#deliver(m);
+          this.#retry.reset();
+          streamMissing = 0;
+          this.#idle = true;
+        }
+        if (this.#stopped) return;
+        // The client stopped its consumer on its own (e.g. it could not recreate it): start over from #next.
+        throw new GatehouseError('ERR_BUS_UNAVAILABLE', 'the ordered consumer stopped', { retryable: true });
       } catch (err) {
+        this.#idle = true;
         if (this.#stopped) return;
         if (this.bus.closed) return this.#end(new GatehouseError('ERR_BUS_CLOSED', 'the NATS connection closed', { cause: err }));
         if (err instanceof GatehouseError && err.code === 'ERR_BUS_SEQUENCE_GONE') return this.#end(err);
@@ -284,36 +342,10 @@ class NatsSubscription implements Subscription {
         if (apiCode(err) === JetStreamApiCodes.StreamNotFound && ++streamMissing >= 5) {
           return this.#end(new GatehouseError('ERR_BUS_UNAVAILABLE', `stream ${this.bus.stream} was deleted`, { cause: err }));
         }
-        // Disconnect, restart, missed heartbeats, consumer gone: start over from #next.
-        this.#dropConsumer();
-        await sleep(backoff(failures++));
+        this.#drop();
+        await sleep(this.bus.clock, this.#retry.next());
       }
     }
-  }
-
-  /** One pull; returns true when it ended with nothing delivered (the subscription is idle). */
-  async #fetchOnce(): Promise<boolean> {
-    const consumer = this.#consumer;
-    if (consumer === undefined) return false;
-    const messages = await consumer.fetch({ max_messages: FETCH_BATCH, expires: FETCH_EXPIRES_MS });
-    this.#messages = messages;
-    let received = 0;
-    try {
-      for await (const m of messages) {
-        if (this.#stopped) break;
-        received++;
-        // A skipped delivery sequence means messages were lost in transit: resume from #next.
-        if (m.info.deliverySequence !== this.#deliveries + 1) {
-          this.#dropConsumer();
-          break;
-        }
-        this.#deliveries++;
-        await this.#deliver(m);
-      }
-    } finally {
-      this.#messages = undefined;
-    }
-    return received === 0 && this.#consumer === consumer;
   }
 
   async #deliver(m: JsMsg): Promise<void> {
@@ -334,18 +366,34 @@ class NatsSubscription implements Subscription {
     }
   }
 
+  #armFloor(): void {
+    if (this.#stopped) return;
+    this.#floorTimer = this.bus.clock.setTimer(() => {
+      void this.#refreshFloor()
+        .catch(() => undefined)
+        .finally(() => this.#armFloor());
+    }, FETCH_EXPIRES_MS);
+  }
+
   /**
-   * After an empty pull (at most every FETCH_EXPIRES_MS), moves #next to the stream's end when
-   * no matching message is pending, so an idle subscription does not look "too old" (GONE) on
-   * its next reconnect once the stream has aged out other subjects' messages. Stream info is
-   * read before consumer info: a message arriving in between shows up as pending.
+   * Every FETCH_EXPIRES_MS: when no matching message is pending and everything the consumer
+   * delivered was taken (its delivery count is that of the last message taken from it), moves
+   * #next to the stream's end, so an idle subscription does not look "too old" (GONE) after a
+   * recreation once the stream has aged out other subjects' messages. Stream info is read
+   * before consumer info: a message arriving in between shows up as pending or delivered.
    */
   async #refreshFloor(): Promise<void> {
     const consumer = this.#consumer;
-    if (consumer === undefined) return;
+    // #idle at a timer's turn: the loop is waiting on the client's queue, which is empty (it
+    // hands queued messages over within microtasks)
+    const quiet = (): boolean => this.#idle && !this.#recreated && this.#consumer === consumer;
+    if (consumer === undefined || !quiet()) return;
     const { state } = await this.bus.jsm.streams.info(this.bus.stream);
-    const info = await consumer.info();
-    if (info.num_pending === 0 && info.delivered.consumer_seq === this.#deliveries && this.#consumer === consumer) {
+    // the client's cached name (its own info() call could race a recreation and restore a stale name)
+    const { name } = await consumer.info(true);
+    const info = await this.bus.jsm.consumers.info(this.bus.stream, name);
+    const taken = this.#taken.consumer === name ? this.#taken.delivery : 0;
+    if (info.num_pending === 0 && info.delivered.consumer_seq === taken && quiet()) {
       this.#next = Math.max(this.#next, state.last_seq + 1);
     }
   }
@@ -358,7 +406,8 @@ class NatsSubscription implements Subscription {
     if (this.#stopped) return;
     this.#stopped = true;
     this.bus.forget(this);
-    this.#dropConsumer();
+    this.#floorTimer?.cancel();
+    this.#drop();
     this.#report(err);
   }
 
@@ -367,12 +416,14 @@ class NatsSubscription implements Subscription {
     if (this.#stopped) return;
     this.#stopped = true;
     this.bus.forget(this);
-    await this.#messages?.close()?.catch(() => undefined);
-    this.#dropConsumer();
+    this.#floorTimer?.cancel();
+    const messages = this.#messages;
+    this.#drop();
+    await messages?.close().catch(() => undefined);
   }
 }
 
-export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
+export async function openNatsBus(options: NatsBusOptions, runtime: NatsBusRuntime = {}): Promise<Bus> {
   const stream = options.stream ?? DEFAULT_STREAM;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(stream)) {
@@ -404,7 +455,7 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
     if (max !== undefined && max < MAX_PAYLOAD_BYTES) {
       throw new GatehouseError('ERR_CONFIG_INVALID', `nats-server max_payload (${max}) is below the bus limit (${MAX_PAYLOAD_BYTES})`);
     }
-    return new NatsBus(nc, js, jsm, stream, timeoutMs);
+    return new NatsBus(nc, js, jsm, stream, timeoutMs, runtime);
   } catch (err) {
     await nc.close().catch(() => undefined);
     throw toBusError(err, 'open');

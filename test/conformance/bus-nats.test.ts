@@ -53,6 +53,43 @@ runBusConformance('nats', async () => {
 });
 
 describe('nats bus', () => {
+  // The client's ordered consumer recreates itself from the last sequence it saw; if the stream
+  // dropped messages meanwhile it would just go on. The bus must end such a subscription with
+  // ERR_BUS_SEQUENCE_GONE (the caller then catches up from the store), never skip silently.
+  it('a subscription whose consumer is recreated after messages it never got aged out ends with ERR_BUS_SEQUENCE_GONE', { timeout: 60_000 }, async (t) => {
+    const s = await getServer();
+    if ('skip' in s) return t.skip(s.skip);
+    const stream = `T_${randomBytes(6).toString('hex')}`;
+    const bus = await openNatsBus({ kind: 'nats', servers: [s.url], stream });
+    const nc = await connect({ servers: s.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const got: string[] = [];
+      const errors: Error[] = [];
+      await bus.subscribe('gone.*', (m) => void got.push(new TextDecoder().decode(m.data)), { onError: (e) => errors.push(e) });
+      await bus.publish('gone.x', 'one');
+      const deadline = Date.now() + 10_000;
+      while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(got, ['one']);
+      // Take the subscriber's consumer away, publish what it should get, and let it age out.
+      for await (const c of jsm.consumers.list(stream)) await jsm.consumers.delete(stream, c.name);
+      await bus.publish('gone.x', 'two');
+      await bus.publish('gone.x', 'three');
+      await jsm.streams.purge(stream);
+      // The consumer is recreated (missed heartbeats: ~5 s); later messages must not arrive as if nothing was lost.
+      const until = Date.now() + 30_000;
+      while (errors.length === 0 && Date.now() < until) {
+        await bus.publish('gone.x', 'later');
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.deepEqual(errors.map((e) => (e as { code?: string }).code), ['ERR_BUS_SEQUENCE_GONE']);
+      assert.deepEqual(got, ['one'], 'nothing after the gap was handed over');
+    } finally {
+      await nc.close();
+      await bus.close();
+    }
+  });
+
   // The consumer is recreated after a restart from the subscription's resume point; an idle
   // subscription must have moved that point past other subjects' messages, or their aging out
   // would look like a gap (ERR_BUS_SEQUENCE_GONE). Needs one empty pull (10 s) to pass.
