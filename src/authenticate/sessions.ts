@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
 import { text, type KeyValue, type LeaseId, type Store } from '../store/index.js';
-import { PrefixMirror, reporterFor, type FollowerReporter } from '../store/mirror.js';
+import { PrefixMirror, reporterFor, type FollowPhase, type FollowerReporter } from '../store/mirror.js';
 import { isSecretShape, randomSecret, sha256hex } from './lib/digest.js';
 import { Interner } from './lib/intern.js';
 import { commit, parseRecord, ttlSeconds, unchanged, type Writes } from './lib/records.js';
@@ -25,6 +25,18 @@ export interface SessionManagerOptions {
   onError?: (err: Error) => void;
   /** Where the store followers (users, sessions) report unreadable records, lost watches and resyncs. */
   follower?: FollowerReporter;
+  /**
+   * A person's identity ended here (so their open channels can be closed): a session ended
+   * (logout, expiry, revocation, its record gone or unreadable) or a user was disabled, removed
+   * or became unreadable — whether on this replica or, through the followers, on another.
+   */
+  onEnded?: (end: SessionEnd) => void;
+}
+
+/** What ended: a session (by its public sid, never the cookie or its hash) or every session of a user. */
+export interface SessionEnd {
+  kind: 'session' | 'user';
+  id: string;
 }
 
 /** What a request learns from its session. */
@@ -160,8 +172,8 @@ export class SessionManager {
         await PrefixMirror.open<UserRecord['status']>(
           { ...common, prefix: USERS_PREFIX, decode: decodeUserStatus },
           {
-            put: (id, status) => void m.#users.set(id, status),
-            delete: (id) => void m.#users.delete(id),
+            put: (id, status, _kv, phase) => m.#onUser(id, status, phase),
+            delete: (id) => m.#onUser(id, undefined, 'watch'),
           },
         ),
       );
@@ -185,6 +197,23 @@ export class SessionManager {
     return this.#sessions.size;
   }
 
+  /** A user's status, or undefined once the record is gone or unreadable; an end is announced once. */
+  #onUser(id: string, status: UserRecord['status'] | undefined, phase: FollowPhase): void {
+    const before = this.#users.get(id);
+    if (status === undefined) this.#users.delete(id);
+    else this.#users.set(id, status);
+    const ended = (s: UserRecord['status'] | undefined): boolean => s === undefined || s === 'disabled';
+    if (phase !== 'load' && before !== undefined && !ended(before) && ended(status)) this.#announce({ kind: 'user', id });
+  }
+
+  #announce(end: SessionEnd): void {
+    try {
+      this.#o.onEnded?.(end);
+    } catch (err) {
+      this.#o.onError?.(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
   #onSession(hash: string, cached: Cached): void {
     const cur = this.#sessions.get(hash);
     if (cur !== undefined && cur.modRevision >= cached.modRevision) return;
@@ -193,7 +222,9 @@ export class SessionManager {
 
   /** Deleted (lease ended, logout), gone since a lost watch, or unreadable: the session ends here. */
   #onSessionEnded(hash: string, revision: number): void {
+    const cur = this.#sessions.get(hash);
     this.#sessions.delete(hash);
+    if (cur?.kind === 'primary') this.#announce({ kind: 'session', id: cur.sid });
     this.#seen.delete(hash);
     this.#ended.set(hash, revision);
     if (this.#ended.size > 100_000) this.#ended.delete(this.#ended.keys().next().value!);
@@ -406,10 +437,12 @@ export class SessionManager {
   async end(primaryHash: string): Promise<boolean> {
     const cur = this.#sessions.get(primaryHash);
     const kv = cur === undefined ? await this.#o.store.get(SESSIONS_PREFIX + primaryHash) : undefined;
-    const rec = cur ?? (kv !== undefined ? parseRecord<StoredSession>(kv) : undefined);
+    const rec = cur ?? (kv !== undefined ? readable(kv) : undefined);
     if (rec === undefined || rec.kind !== 'primary') return false;
-    this.#sessions.delete(primaryHash);
+    // gone from the cache now, so the delete event that follows announces nothing twice
+    const held = this.#sessions.delete(primaryHash);
     this.#ended.set(primaryHash, Number.MAX_SAFE_INTEGER);
+    if (held) this.#announce({ kind: 'session', id: rec.sid });
     try {
       await this.#o.store.revoke(rec.lease);
     } catch (err) {
