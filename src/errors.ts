@@ -66,6 +66,10 @@ export const ERROR_CODES = {
   ERR_CERT_INVALID: { status: 401, summary: 'The client certificate does not carry exactly one SPIFFE ID of this trust domain.' },
   ERR_UPSTREAM_UNAVAILABLE: { status: 502, summary: 'The upstream could not be reached, refused the connection or failed TLS verification.' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, summary: 'The upstream did not answer in time.' },
+  ERR_TLS_HANDSHAKE_FAILED: { status: 400, summary: 'The TLS handshake failed (no common protocol, a client certificate that does not verify, or the client left); the connection is destroyed.' },
+  ERR_TLS_HANDSHAKE_TIMEOUT: { status: 408, summary: 'The TLS handshake did not finish within the listener\'s handshakeTimeout; the connection is destroyed.' },
+  ERR_HEADERS_TIMEOUT: { status: 408, summary: 'The request headers did not arrive within the listener\'s headersTimeout.' },
+  ERR_TOO_MANY_CONNECTIONS: { status: 429, summary: 'This client address already holds the listener\'s maxPerAddress connections; the new one is destroyed at once.' },
   // tokens
   ERR_TOKEN_INVALID: { status: 401, summary: 'The token is not a well-formed Gatehouse JWT (segments, base64url, JSON, typ, required claims, lifetime).' },
   ERR_TOKEN_TOO_LARGE: { status: 401, summary: 'The token is longer than 8 KiB; it is refused before parsing.' },
