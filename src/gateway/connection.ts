@@ -238,6 +238,15 @@ function answer(socket: Duplex, error: GatehouseError, requestId: string): void 
   );
 }
 
+/** Cleartext bytes read; -1 when the socket cannot say (so the connection never passes for idle). */
+function bytesRead(socket: Socket): number {
+  try {
+    return socket.bytesRead;
+  } catch {
+    return -1;
+  }
+}
+
 function safely(fn: () => void): void {
   try {
     fn();
@@ -419,19 +428,21 @@ class Stage implements ConnectionStage {
       return;
     }
     conn.readySince = now;
-    conn.readMark = socket.bytesRead;
+    conn.readMark = bytesRead(socket);
     this.#queue.update(conn);
   }
 
   #request(req: IncomingMessage, res: ServerResponse): void {
-    const conn = connOf.get(req.socket);
-    if (conn?.stage !== this || conn.closed) return;
+    // req.socket is null once Node frees the request: keep the socket itself
+    const socket = req.socket as Socket | null;
+    const conn = socket === null ? undefined : connOf.get(socket);
+    if (socket === null || conn?.stage !== this || conn.closed) return;
     conn.inFlight++;
     res.once('close', () => {
       conn.inFlight--;
       if (conn.inFlight > 0 || conn.closed) return;
       conn.readySince = this.#o.clock.now();
-      conn.readMark = req.socket.bytesRead;
+      conn.readMark = bytesRead(socket);
       this.#queue.update(conn);
     });
   }
@@ -459,7 +470,8 @@ class Stage implements ConnectionStage {
       if (!conn.reported) socket.destroy();
       return;
     }
-    if (refusal.reason === 'headers-timeout' && socket.bytesRead === conn.readMark) {
+    const read = bytesRead(socket);
+    if (refusal.reason === 'headers-timeout' && read >= 0 && read === conn.readMark) {
       // nothing sent since TLS or the last response: an idle connection, not a refused request
       this.#end(conn);
       return;
