@@ -62,6 +62,8 @@ export const ERROR_CODES = {
   ERR_PATH_REJECTED: { status: 400, summary: 'The request path is not in canonical form (dot segments, encoded separators, control characters, over-long...).' },
   ERR_HEADERS_TOO_LARGE: { status: 431, summary: 'The request headers are larger than 16 KiB.' },
   ERR_ROUTE_NOT_FOUND: { status: 404, summary: 'No route is configured for the Host the request names.' },
+  ERR_HEADER_REJECTED: { status: 400, summary: 'A request header name has an underscore (CGI-style servers would read it as another header); the route refuses such headers.' },
+  ERR_CERT_EXPIRED: { status: 401, summary: 'The client certificate of this connection has passed its notAfter; the connection is closed.' },
   ERR_CERT_REQUIRED: { status: 401, summary: 'The service listener needs a client certificate from the Gatehouse CA.' },
   ERR_CERT_INVALID: { status: 401, summary: 'The client certificate does not carry exactly one SPIFFE ID of this trust domain.' },
   ERR_UPSTREAM_UNAVAILABLE: { status: 502, summary: 'The upstream could not be reached, refused the connection or failed TLS verification.' },

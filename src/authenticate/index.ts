@@ -1,8 +1,6 @@
 // authenticate: who is calling. Services by client certificate (service.ts); people by WebAuthn
 // with user verification plus a hardware OTP token, and sessions kept in the store.
-export { serviceIdentity, type ServiceIdentityOptions } from './service.js';
 export { SessionManager, type SessionManagerOptions, type SessionView, type NewSession } from './sessions.js';
-export { humanIdentity, type HumanIdentity } from './human.js';
 export { humanRoutes, renderRefusal, GATEWAY_PREFIX, VERIFY_PATH, type HumanRoutes, type HumanRoutesOptions } from './http/plugin.js';
 export { hostOnly, originCheck, type ForwardedRequest, type ForwardedVerdict } from './http/context.js';
 export { readCookie } from './lib/cookies.js';

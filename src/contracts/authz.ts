@@ -41,6 +41,9 @@ export const DECISION_REASONS = [
   'bad-path',
   'dry-run',
   'policy-unavailable',
+  'bad-header',
+  'rate-limited',
+  'connection-limit',
 ] as const;
 export type DecisionReason = (typeof DECISION_REASONS)[number];
 

@@ -3,6 +3,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export interface GatewayMetrics {
   registry: Registry;
+  /** A counter on this registry (one per name). */
+  counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L>;
   requests: Counter<'listener' | 'route' | 'decision' | 'status'>;
   decisionSeconds: Histogram<'listener'>;
   upstreamSeconds: Histogram<'route'>;
@@ -14,6 +16,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Gatew
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'gatehouse_' });
   return {
     registry,
+    counter: (name, help, labelNames) => new Counter({ name, help, labelNames, registers: [registry] }),
     requests: new Counter({
       name: 'gatehouse_requests_total',
       help: 'Requests by listener, route, decision and response status',

@@ -2,6 +2,7 @@
 import type { KeyObject } from 'node:crypto';
 import { GatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
+import type { FollowerReporter } from '../store/mirror.js';
 import type { Store } from '../store/index.js';
 import { buildJwks, jwksCacheControl, type Jwks } from './jwks.js';
 import { KeyRing, type KeyRingStats, type RotateResult } from './key-ring.js';
@@ -12,6 +13,8 @@ import type { MintInput, MintedToken, RandomSource, TokenClaims, VerifiedToken, 
 export interface TokenServiceOptions {
   store: Store;
   clock: Clock;
+  /** Where the signing-key follower reports unreadable records and lost watches. */
+  follower?: FollowerReporter;
   /** From loadKek(). */
   kek: KeyObject;
   /** The iss of every token: this gateway's URL, e.g. https://gatehouse.example.org. */
@@ -76,6 +79,7 @@ export async function openTokenService(options: TokenServiceOptions): Promise<To
   const ring = await KeyRing.open({
     store: options.store,
     clock: options.clock,
+    ...(options.follower !== undefined ? { follower: options.follower } : {}),
     kek: options.kek,
     ...(options.rotateAfterMs === undefined ? {} : { rotateAfterMs: options.rotateAfterMs }),
     ...(options.prepublishMs === undefined ? {} : { prepublishMs: options.prepublishMs }),

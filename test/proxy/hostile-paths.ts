@@ -1,5 +1,5 @@
 // The hostile-path corpus, shared by the unit test and the over-the-wire test. Grow it.
-import { MAX_PATH_LENGTH, type PathProblem } from '../../src/proxy/path.js';
+import { MAX_PATH_LENGTH, type PathProblem } from '../../src/gateway/path.js';
 
 export const HOSTILE_PATHS: [string, PathProblem][] = [
   ['/v1/charges/..', 'dot-segment'],

@@ -2,7 +2,7 @@
 // accepted ones must come back byte-for-byte unchanged (the upstream gets what policy saw).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkRequestTarget } from '../../src/proxy/path.js';
+import { checkRequestTarget } from '../../src/gateway/path.js';
 import { HOSTILE_PATHS } from './hostile-paths.js';
 
 describe('path safety', () => {

@@ -319,7 +319,7 @@ describe('service listener (mTLS proxy)', () => {
     const body = await res.text();
     assert.equal(res.status, 200);
     assert.match(body, /gatehouse_requests_total\{listener="service",route="payments\/api",decision="allow",status="200"\} \d+/);
-    assert.match(body, /gatehouse_requests_total\{listener="service",route="none",decision="deny",status="403"\} \d+/);
+    assert.match(body, /gatehouse_requests_total\{listener="service",route="payments\/api",decision="deny",status="403"\} \d+/);
     assert.match(body, /gatehouse_decision_seconds_bucket/);
     assert.match(body, /gatehouse_upstream_seconds_bucket/);
     assert.match(body, /gatehouse_tls_handshake_failures_total/);

@@ -89,7 +89,7 @@ export interface TestSession {
 }
 
 /** A user (active) and a live session for app.example.org, as authenticate stores them. */
-export async function createSession(store: Store, o: { userId: string; roles: Record<string, string[]>; lastWebAuthnAt?: number; absoluteMs?: number }): Promise<TestSession> {
+export async function createSession(store: Store, o: { userId: string; roles: Record<string, string[]>; lastWebAuthnAt?: number; absoluteMs?: number; host?: string }): Promise<TestSession> {
   const now = Date.now();
   await store.put(`/gatehouse/users/${o.userId}`, JSON.stringify({ format: 1, id: o.userId, roles: o.roles, status: 'active', createdAt: now }));
   const cookie = randomBytes(32).toString('base64url');
@@ -105,7 +105,7 @@ export async function createSession(store: Store, o: { userId: string; roles: Re
     amr: ['hwk', 'user', 'otp'],
     acr: 'aal3',
     credentialId: 'test-credential',
-    host: HUMAN_HOST,
+    host: o.host ?? HUMAN_HOST,
     createdAt: now,
     lastSeen: now,
     lastWebAuthnAt: o.lastWebAuthnAt ?? now,

@@ -1,0 +1,150 @@
+// Stage 5, forward: request hygiene (a header name with an underscore is refused or dropped;
+// identity headers are the gateway's own in every spelling), then the request streams to the
+// upstream with backpressure and the answer streams back through response hygiene (never a
+// gateway cookie), for plain requests and WebSocket upgrades alike. An upstream failure is a
+// coded 502/504, never a stack.
+import type { Duplex } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+import type { FastifyReply } from 'fastify';
+import { errors as undiciErrors, upgrade as undiciUpgrade } from 'undici';
+import { GatehouseError } from '../errors.js';
+import { errorBody } from '../lib/http-errors.js';
+import type { GatewayMetrics } from '../lib/metrics.js';
+import type { Refusal } from './audit.js';
+import type { Exchange } from './exchange.js';
+import { clientResponseHeaders, underscoredHeader, upstreamRequestHeaders } from './headers.js';
+import { routeLabel, type ProxyRoute } from './routes.js';
+import type { UpstreamClients } from './upstream.js';
+
+export interface ForwardOptions {
+  upstreams: UpstreamClients;
+  /** The gateway's trust domain: an https upstream must present spiffe://<td>/ns/<ns>/sa/<svc>. */
+  trustDomain: string;
+  metrics: GatewayMetrics;
+  /** The gateway's own cookies: never sent to an upstream, never set by one. */
+  gatewayCookies: readonly string[];
+}
+
+/** Request hygiene the route decides: undefined when the request may go on. */
+export function requestHygiene(ex: Exchange): Refusal | undefined {
+  const name = underscoredHeader(ex.req.headers);
+  if (name === undefined || ex.route?.headersWithUnderscores === 'drop') return undefined;
+  const error = new GatehouseError('ERR_HEADER_REJECTED', `header ${JSON.stringify(name.slice(0, 64))} has an underscore in its name`);
+  return { error, reasons: ['bad-header'], extra: { 'event.reason': 'underscore-in-header-name' } };
+}
+
+function expectedId(trustDomain: string, route: ProxyRoute): string {
+  return `spiffe://${trustDomain}/ns/${route.namespace}/sa/${route.service}`;
+}
+
+function upstreamError(err: unknown): GatehouseError {
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) {
+    return new GatehouseError('ERR_UPSTREAM_TIMEOUT', 'upstream did not answer in time', { cause: err });
+  }
+  return new GatehouseError('ERR_UPSTREAM_UNAVAILABLE', 'upstream unreachable or refused the connection', { cause: err });
+}
+
+/** An upstream URL may carry a path prefix: https://host/app + /v1/x = /app/v1/x. */
+function basePathOf(origin: URL): string {
+  return origin.pathname === '/' ? '' : origin.pathname.replace(/\/$/, '');
+}
+
+function hasBody(ex: Exchange): boolean {
+  const len = ex.req.headers['content-length'];
+  return ex.req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
+}
+
+function requestHeaders(ex: Exchange, o: ForwardOptions, extra: Record<string, string>): Record<string, string | string[]> {
+  const route = ex.route!;
+  return {
+    ...upstreamRequestHeaders(ex.req.headers, {
+      subject: ex.identity!.subject,
+      namespace: route.namespace,
+      requestId: ex.id,
+      clientIp: ex.sourceIp,
+      host: ex.req.headers.host ?? '',
+      proto: 'https',
+      passAuthorization: route.passAuthorization === true,
+      setByGateway: Object.keys(extra),
+      gatewayCookies: o.gatewayCookies,
+    }),
+    ...extra,
+  };
+}
+
+/** Forwards a plain request; resolves with the status sent to the client once its headers are known (the body streams on). */
+export async function forwardHttp(ex: Exchange, reply: FastifyReply, extra: Record<string, string>, o: ForwardOptions): Promise<number> {
+  const route = ex.route!;
+  const started = process.hrtime.bigint();
+  try {
+    const dispatcher = o.upstreams.get({ upstream: route.upstream, expectedId: expectedId(o.trustDomain, route) });
+    const origin = new URL(route.upstream);
+    const res = await dispatcher.request({
+      origin: origin.origin,
+      path: basePathOf(origin) + ex.path! + ex.query!,
+      method: ex.req.method as 'GET',
+      headers: requestHeaders(ex, o, extra),
+      body: hasBody(ex) ? ex.req : null,
+    });
+    o.metrics.upstreamSeconds.observe({ route: routeLabel(route) }, Number(process.hrtime.bigint() - started) / 1e9);
+    void reply.status(res.statusCode).headers(clientResponseHeaders(res.headers, o.gatewayCookies)).send(res.body);
+    return res.statusCode;
+  } catch (err) {
+    const ge = upstreamError(err);
+    reply.log.warn({ code: ge.code, route: routeLabel(route) }, 'upstream failed');
+    void reply.status(ge.status).header('connection', 'close').send(errorBody(ge, ex.id));
+    return ge.status;
+  }
+}
+
+function writeHead(socket: Duplex, status: number, headers: Record<string, string | string[]>): void {
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+  for (const [k, v] of Object.entries(headers)) {
+    for (const one of Array.isArray(v) ? v : [v]) head += `${k}: ${one}\r\n`;
+  }
+  socket.write(`${head}\r\n`);
+}
+
+/** Answers a refused upgrade with a coded JSON error and closes the socket. */
+export function refuseUpgrade(socket: Duplex, error: GatehouseError, requestId: string): void {
+  if (socket.destroyed) return;
+  const body = JSON.stringify(errorBody(error, requestId));
+  writeHead(socket, error.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), connection: 'close' });
+  socket.end(body);
+}
+
+/**
+ * Forwards an upgrade; resolves with the status given (101, or the coded failure). From the 101
+ * on the two sockets are piped: closing the client socket (an identity that ended) ends both.
+ */
+export async function forwardUpgrade(ex: Exchange, socket: Duplex, head: Buffer, extra: Record<string, string>, o: ForwardOptions): Promise<number> {
+  const route = ex.route!;
+  const origin = new URL(route.upstream);
+  // undici writes Connection/Upgrade itself from `protocol`
+  const protocol = typeof ex.req.headers.upgrade === 'string' ? ex.req.headers.upgrade : 'websocket';
+  try {
+    const dispatcher = o.upstreams.get({ upstream: route.upstream, expectedId: expectedId(o.trustDomain, route) });
+    const { headers: upHeaders, socket: upstream } = await undiciUpgrade(new URL(basePathOf(origin) + ex.path! + ex.query!, origin.origin), {
+      dispatcher,
+      method: 'GET',
+      headers: requestHeaders(ex, o, extra),
+      protocol,
+    });
+    if (socket.destroyed) {
+      upstream.destroy();
+      return 499;
+    }
+    writeHead(socket, 101, clientResponseHeaders(upHeaders, o.gatewayCookies, { upgrade: true }));
+    if (head.length > 0) upstream.write(head);
+    upstream.on('error', () => socket.destroy());
+    socket.on('close', () => upstream.destroy());
+    upstream.on('close', () => socket.destroy());
+    upstream.pipe(socket);
+    socket.pipe(upstream);
+    return 101;
+  } catch (err) {
+    const ge = upstreamError(err);
+    refuseUpgrade(socket, ge, ex.id);
+    return ge.status;
+  }
+}
