@@ -1,12 +1,13 @@
 // Pieces of buildApp's composition that are not the pipeline: the admin listener, the policy
 // plane's start, the listeners' certificates, and the one reporter every store follower uses.
 // Wiring only, like app.ts: no request logic.
-import { randomUUID } from 'node:crypto';
+import { randomUUID, type KeyObject } from 'node:crypto';
+import { hostname } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GatehouseConfig, ListenerConfig } from './config/index.js';
-import { GatehouseError } from './errors.js';
+import { GatehouseError, isGatehouseError } from './errors.js';
 import type { Store } from './store/index.js';
 import type { Bus } from './bus/index.js';
 import type { Clock } from './lib/clock.js';
@@ -15,17 +16,57 @@ import type { GatewayMetrics } from './lib/metrics.js';
 import type { AuditSink } from './contracts/audit.js';
 import { healthRoutes } from './admin/health.js';
 import { createAdminToken, localOpsRoutes, removeAdminToken } from './admin/local-api.js';
-import { auditKeysJwks, AUDIT_KEYS_PATH, type AuditWriter } from './audit/index.js';
+import { AuditWriter, auditKeysJwks, AUDIT_KEYS_PATH } from './audit/index.js';
 import { applyPolicies, readPolicyDir, watchPolicies, POLICY_PREFIX, type PolicyEngine } from './authorize/index.js';
 import { listenerHosts, startServerCertificateManager, type CertificateAuthority, type ServerCredentials } from './pki/index.js';
 import type { FollowerReporter } from './store/mirror.js';
-import type { TokenService } from './tokens/index.js';
+import { loadKek, type TokenService } from './tokens/index.js';
 import { JWKS_PATH } from './gateway/paths.js';
 
 /** Headers that carry secrets never reach the logs. */
 export const REDACT = ['req.headers.authorization', 'req.headers.cookie', 'req.headers["proxy-authorization"]', 'res.headers["set-cookie"]'];
 
-type Closers = (() => Promise<void> | void)[];
+/** What buildApp opened, closed in reverse order (listeners first, the audit writer last). */
+export class Closers {
+  readonly #list: (() => Promise<void> | void)[] = [];
+  /** Registers something with close() (or a close function); returns it. */
+  add<T extends { close(): Promise<void> | void } | (() => Promise<void> | void)>(x: T): T {
+    this.#list.push(typeof x === 'function' ? x : () => x.close());
+    return x;
+  }
+  async closeAll(): Promise<void> {
+    for (const c of this.#list.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
+  }
+}
+
+/** The KEK seals token and audit signing keys; a gateway without one signs no audit checkpoints (and has no listeners). */
+export async function readKek(config: GatehouseConfig, env: Readonly<Record<string, string | undefined>> | undefined): Promise<{ found: KeyObject | undefined; required(): Promise<KeyObject> }> {
+  const file = config.tokens.kekFile ?? path.join(config.pki.dir, 'kek');
+  const read = (): Promise<KeyObject> => loadKek({ file, env: env ?? {} });
+  const found = await read().catch((e: unknown) => {
+    if (isGatehouseError(e, 'ERR_TOKEN_KEK_NOT_FOUND')) return undefined;
+    throw e;
+  });
+  return { found, required: async () => found ?? read() };
+}
+
+/** This replica's audit writer (the replica id, or the host name); its errors go to the log once one exists. */
+export async function openAudit(o: { config: GatehouseConfig; store: Store; clock: Clock; kek: KeyObject | undefined; closers: Closers }): Promise<{ audit: AuditWriter; logTo: (log: FastifyBaseLogger) => void }> {
+  const { config } = o;
+  const holder: { log?: FastifyBaseLogger } = {};
+  const audit = await AuditWriter.open({
+    store: o.store,
+    replica: config.replicaId ?? hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 128),
+    clock: o.clock,
+    ...(o.kek !== undefined ? { kek: o.kek } : {}),
+    checkpointEvery: config.audit.checkpointEvery,
+    checkpointIntervalMs: config.audit.checkpointInterval,
+    ...(config.audit.spoolDir !== undefined ? { spoolDir: config.audit.spoolDir } : {}),
+    onError: (e) => holder.log?.error({ code: (e as { code?: string }).code }, `audit: ${e instanceof Error ? e.message : String(e)}`),
+  });
+  o.closers.add(audit);
+  return { audit, logTo: (log) => void (holder.log = log) };
+}
 
 /** /healthz, /readyz, /metrics, the audit keys, the JWKS and (embedded store) the local operator API. */
 export async function adminListener(o: {
@@ -41,14 +82,14 @@ export async function adminListener(o: {
 }): Promise<{ app: FastifyInstance; listen(address: string, port: number): Promise<{ address: string; port: number }> }> {
   const app = Fastify({ logger: o.logger ?? false, genReqId: () => randomUUID(), requestIdHeader: false, return503OnClosing: true });
   installErrorHandlers(app);
-  o.closers.push(() => app.close());
+  o.closers.add(() => app.close());
   app.get(AUDIT_KEYS_PATH, async (_req, reply) => reply.header('cache-control', 'public, max-age=300').send(await auditKeysJwks(o.store)));
   await app.register(healthRoutes, { store: o.store, bus: o.bus });
   if (o.config.store.kind === 'embedded') {
     // the CLI reaches the locked embedded store through this API (see src/admin/local-api.ts)
     const dir = o.config.store.path;
     const token = await createAdminToken(dir);
-    o.closers.push(() => removeAdminToken(dir));
+    o.closers.add(() => removeAdminToken(dir));
     await app.register(localOpsRoutes, { store: o.store, clock: o.clock, token, audit: o.audit, bus: o.bus });
   }
   app.get('/metrics', async (_req, reply) => reply.type(o.metrics.registry.contentType).send(await o.metrics.registry.metrics()));
@@ -130,7 +171,7 @@ export async function startPolicies(o: {
       o.log.error({ code: e.code }, `policies refused: ${e.message}`);
     },
   });
-  o.closers.push(() => watch.close());
+  o.closers.add(watch);
 }
 
 /** A listener's certificate and key (PEM). */
@@ -174,7 +215,7 @@ export async function listenerCertificates(o: { config: GatehouseConfig; ca: Cer
     ]),
   ];
   const managed = needsManaged ? await startServerCertificateManager({ ca: o.ca, hosts, clock: o.clock, onError: (e) => o.log.error({ err: e.message }, 'listener certificate renewal failed') }) : undefined;
-  if (managed !== undefined) o.closers.push(() => managed.close());
+  if (managed !== undefined) o.closers.add(() => managed.close());
   const current = (files: ListenerCredentials | undefined): ListenerCredentials => files ?? managed!.current();
   return {
     service: () => current(serviceFiles),
@@ -186,7 +227,7 @@ export async function listenerCertificates(o: { config: GatehouseConfig; ca: Cer
     onRenew(fn) {
       if (managed === undefined) return;
       const stop = managed.onRenew(fn);
-      o.closers.push(() => stop());
+      o.closers.add(() => stop());
     },
   };
 }

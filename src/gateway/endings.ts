@@ -2,6 +2,8 @@
 // on both listeners. Whatever ends it — logout, a session's expiry, `user disable`, a revocation
 // from any replica (store watch or bus), a certificate's notAfter (the connection stage's own
 // timer) — arrives here as one IdentityEnd and is applied the same way.
+import type { AuditSink } from '../contracts/audit.js';
+import type { Clock } from '../lib/clock.js';
 import type { ConnectionFacts } from './connection.js';
 import type { Pipeline } from './listener.js';
 
@@ -33,4 +35,37 @@ export function endChannels(listeners: readonly Pipeline[], end: IdentityEnd): n
     if (facts !== undefined) closed += l.closeWhere((f) => facts(f));
   }
   return closed;
+}
+
+/** What applying a revocation needs beside the listeners. */
+export interface RevocationSource {
+  onRevoked(fn: (r: { kind: 'session' | 'user' | 'token' | 'cert' | 'service'; id: string; subject?: string | undefined }, via: string) => void): () => void;
+}
+export interface TokenCaches {
+  forgetToken(jti: string): void;
+  forgetSubject(subject: string): void;
+}
+
+/**
+ * A revocation from any replica (store watch or bus, whichever is first): tokens cached for that
+ * identity are dropped and re-minted, its channels closed, and the application audited.
+ * Returns the unsubscribe.
+ */
+export function applyRevocations(o: { revocations: RevocationSource; tokens: TokenCaches; invalidate(): void; listeners: readonly Pipeline[]; audit: AuditSink; clock: Clock }): () => void {
+  return o.revocations.onRevoked((r, via) => {
+    o.invalidate();
+    if (r.kind === 'token') o.tokens.forgetToken(r.id);
+    if (r.kind === 'user' || r.kind === 'service') o.tokens.forgetSubject(r.id);
+    if (r.kind === 'session' && r.subject !== undefined) o.tokens.forgetSubject(r.subject);
+    const closed = r.kind === 'token' ? 0 : endChannels(o.listeners, { kind: r.kind, id: r.id });
+    o.audit.append({
+      '@timestamp': new Date(o.clock.now()).toISOString(),
+      'event.action': 'revocation.applied',
+      'event.outcome': 'success',
+      'gatehouse.revocation_kind': r.kind,
+      'gatehouse.revocation_id': r.id,
+      'gatehouse.revocation_via': via,
+      'gatehouse.channels_closed': closed,
+    });
+  });
 }

@@ -33,12 +33,14 @@ import { humanCredentials, type TokenIssuer } from './credentials.js';
 import type { SessionFacts } from './exchange.js';
 import { sessionIdentity } from './identify.js';
 import { createPipeline, type Pipeline } from './listener.js';
-import { RouteTable } from './routes.js';
+import type { RouteTable } from './routes.js';
 import { GATEWAY_COOKIES, JWKS_PATH } from './paths.js';
 import type { UpstreamClients } from './upstream.js';
 
 export interface HumanListenerOptions {
   config: GatehouseConfig;
+  routes: RouteTable;
+  trustDomain: string;
   limits: ConnectionLimits;
   store: Store;
   clock: Clock;
@@ -55,7 +57,7 @@ export interface HumanListenerOptions {
   kek: KeyObject;
   revocations: RevocationSet;
   bus: Bus;
-  onError(message: string, err: Error): void;
+  onError(what: string): (err: Error) => void;
 }
 
 async function loadRoots(files: readonly string[]): Promise<X509Certificate[]> {
@@ -76,7 +78,7 @@ export async function humanListener(o: HumanListenerOptions): Promise<Pipeline> 
   const w = config.webauthn;
   if (w === undefined) throw new GatehouseError('ERR_CONFIG_INVALID', `${config.source}: listeners.human needs webauthn (rpId, origins)`);
   const publicPort = new URL(config.login.origin ?? w.origins[0]!).port;
-  const routes = new RouteTable(config.routes);
+  const routes = o.routes;
   const routeHosts = routes.hosts;
   const roots = await loadRoots(w.attestationRoots);
   const identifier = sessionIdentity({ sessions, revocations: o.revocations, readCookie: (req) => readCookie(req.headers, SESSION_COOKIE) });
@@ -139,7 +141,7 @@ export async function humanListener(o: HumanListenerOptions): Promise<Pipeline> 
         bus: o.bus,
         clock,
         audit,
-        onError: (e) => o.onError('revocation', e),
+        onError: o.onError('revocation'),
         checkOrigin: originCheck({ origins: w.origins, routeHosts, loginOrigin: config.login.origin, publicPort }),
         caller,
       });

@@ -17,7 +17,7 @@ export interface RevocationView {
 
 export interface Identifier {
   /** Runs before the request is decided (async): e.g. fetch a session created on another replica a moment ago. */
-  prepare?(req: IncomingMessage): Promise<void>;
+  prepare?: (req: IncomingMessage) => Promise<void>;
   /** Synchronous: served from memory on every request. */
   identify(ex: Exchange): Identity | GatehouseError;
 }
