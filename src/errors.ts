@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   ERR_STORE_CLOSED: { status: 503, summary: 'The store was closed.' },
   ERR_STORE_LOCKED: { status: 503, summary: 'Another process holds the embedded store open.' },
   ERR_STORE_CORRUPT: { status: 500, summary: 'The embedded store holds data it cannot decode.' },
+  ERR_STORE_PERMISSIONS: { status: 500, summary: 'The embedded store folder or a file in it is writable by other users.' },
   // bus
   ERR_BUS_UNAVAILABLE: { status: 503, summary: 'The bus cannot be reached or did not acknowledge in time.' },
   ERR_BUS_CLOSED: { status: 503, summary: 'The bus was closed.' },
@@ -62,6 +63,7 @@ export const ERROR_CODES = {
   ERR_PATH_REJECTED: { status: 400, summary: 'The request path is not in canonical form (dot segments, encoded separators, control characters, over-long...).' },
   ERR_HEADERS_TOO_LARGE: { status: 431, summary: 'The request headers are larger than 16 KiB.' },
   ERR_ROUTE_NOT_FOUND: { status: 404, summary: 'No route is configured for the Host the request names.' },
+  ERR_UPGRADE_REFUSED: { status: 400, summary: 'An Upgrade to anything but WebSocket (h2c, TLS...) is refused: the gateway speaks HTTP/1.1 and WebSocket only.' },
   ERR_HEADER_REJECTED: { status: 400, summary: 'A request header name has an underscore (CGI-style servers would read it as another header); the route refuses such headers.' },
   ERR_CERT_EXPIRED: { status: 401, summary: 'The client certificate of this connection has passed its notAfter; the connection is closed.' },
   ERR_CERT_REQUIRED: { status: 401, summary: 'The service listener needs a client certificate from the Gatehouse CA.' },

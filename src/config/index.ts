@@ -28,6 +28,8 @@ const endpoint = str({ pattern: /^https?:\/\/[^\s/]+$/, hint: 'an endpoint like 
 const dnsLabel = str({ pattern: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, hint: 'a DNS label' });
 const factor = oneOf('webauthn-uv', 'totp');
 
+/** How long a route waits for a client to send its request (body included). */
+export const ROUTE_TIMEOUT_DEFAULTS = { requestTimeout: 300_000, bodyIdleTimeout: 30_000 } as const;
 /** Limits on a proxy listener's connections: an idle, half-open or slow client is dropped, never held. */
 export const CONNECTION_DEFAULTS = { handshakeTimeout: 10_000, headersTimeout: 15_000, idleTimeout: 30_000, maxPerAddress: 256 } as const;
 const connections = obj({
@@ -161,6 +163,10 @@ const schema = obj({
        * Envoy do: CGI-style servers read X_Foo and X-Foo as one variable), or dropped.
        */
       headersWithUnderscores: withDefault(oneOf('reject', 'drop'), 'reject'),
+      /** The whole request (headers and body) must have arrived within this; raise it for long uploads. */
+      requestTimeout: Duration({ minMs: 1_000, maxMs: 86_400_000 }, ROUTE_TIMEOUT_DEFAULTS.requestTimeout),
+      /** The longest silence between two pieces of a request body (a trickled body is cut). */
+      bodyIdleTimeout: Duration({ minMs: 1_000, maxMs: 3_600_000 }, ROUTE_TIMEOUT_DEFAULTS.bodyIdleTimeout),
     }),
     {},
     [],

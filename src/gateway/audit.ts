@@ -135,6 +135,22 @@ export class DecisionLog {
     });
   }
 
+  /** An allowed request whose client stopped sending its body in time: the connection was cut. */
+  requestAborted(ex: Exchange, why: string): void {
+    this.#o.audit.append({
+      '@timestamp': new Date(this.#o.clock.now()).toISOString(),
+      'event.action': 'proxy.request.aborted',
+      'event.outcome': 'failure',
+      'event.reason': why,
+      'source.ip': ex.sourceIp,
+      'gatehouse.request_id': ex.id,
+      'gatehouse.listener': this.#o.listener,
+      ...(ex.identity !== undefined ? { 'gatehouse.subject': ex.identity.subject } : {}),
+      ...(ex.route !== undefined ? { 'gatehouse.namespace': ex.route.namespace, 'gatehouse.service': ex.route.service } : {}),
+    });
+    this.#o.metrics.requests.inc({ listener: this.#o.listener, route: routeLabel(ex.route), decision: 'allow', status: '408' });
+  }
+
   /** A connection closed because its client certificate reached notAfter: one event. */
   certificateExpired(facts: ConnectionFacts): void {
     this.#o.audit.append({

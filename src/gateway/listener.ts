@@ -4,7 +4,7 @@
 //   connection  facts at the handshake; timeouts and a per-address cap   (connection.ts)
 //   identify    certificate or session; revocation and expiry            (identify.ts)
 //   admit       path safety, route, policy                               (admit.ts)
-//   forward     request hygiene decided by the route                     (forward.ts)
+//   hygiene     request hygiene decided by the route                     (hygiene.ts)
 //   credentials inbound bearer check; the token minted for the upstream  (credentials.ts)
 //   audit       exactly one event per decision                           (audit.ts)
 //   forward     the request and its answer, response hygiene included    (forward.ts)
@@ -28,7 +28,9 @@ import { DecisionLog, type Refusal } from './audit.js';
 import { connectionServerOptions, connectionTlsOptions, installConnectionStage, type ConnectionFacts, type ConnectionLimits, type ConnectionStage } from './connection.js';
 import { credentials, type Credentials } from './credentials.js';
 import { newExchange, type Exchange, type Identity, type ListenerName } from './exchange.js';
-import { forwardHttp, forwardUpgrade, refuseUpgrade, requestHygiene, type ForwardOptions } from './forward.js';
+import { forwardHttp, forwardUpgrade, refuseUpgrade, type ForwardOptions } from './forward.js';
+import { requestHygiene } from './hygiene.js';
+import { watchRequest } from './request-deadline.js';
 import type { Identifier } from './identify.js';
 import type { RouteTable } from './routes.js';
 import type { UpstreamClients } from './upstream.js';
@@ -223,6 +225,7 @@ export async function createPipeline(o: PipelineOptions, registerGatewayRoutes?:
     const r = await decideExchange(ex);
     if (isRefusal(r)) return refuse(ex, r, request, reply);
     log.allowed(ex);
+    watchRequest(raw, ex.route!, o.clock, (why) => log.requestAborted(ex, why));
     log.answered(ex, await forwardHttp(ex, reply, r, forwarding));
     return reply;
   });

@@ -13,6 +13,10 @@ export interface ProxyRoute {
   stepUp?: number;
   /** A request header with an underscore in its name: refused (default) or dropped. */
   headersWithUnderscores?: 'reject' | 'drop';
+  /** The whole request must have arrived within this (ms; config gives a default). */
+  requestTimeout: number;
+  /** The longest silence between two pieces of a request body (ms; config gives a default). */
+  bodyIdleTimeout: number;
 }
 
 export class RouteTable {
