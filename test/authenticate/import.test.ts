@@ -2,12 +2,15 @@
 // store, and seeds sealed at rest.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseSeedFile, openSeed } from '../../src/authenticate/index.js';
+import { parseSeedFile, openSeed, verifyTotp } from '../../src/authenticate/index.js';
+import { codeAt, matchStep, stepAt } from '../../src/authenticate/totp/codes.js';
 import { isGatehouseError } from '../../src/errors.js';
 import { runCli } from '../../src/cli/index.js';
+import { ManualClock } from '../../src/lib/clock.js';
 import { initCa } from '../../src/pki/index.js';
 import { openStore, text } from '../../src/store/index.js';
 import { loadKek } from '../../src/tokens/index.js';
@@ -44,6 +47,27 @@ const ENCRYPTED = `<?xml version="1.0"?>
     <Key Id="E-1" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:totp"><Data><Secret><EncryptedValue><xenc:CipherData><xenc:CipherValue>AAAA</xenc:CipherValue></xenc:CipherData></EncryptedValue></Secret></Data></Key>
   </KeyPackage>
 </KeyContainer>`;
+
+const FIXTURES = new URL('./fixtures/', import.meta.url);
+const fixture = (name: string): string => readFileSync(new URL(name, FIXTURES), 'utf8');
+
+// RFC 6238 Appendix B: time (s) -> 8-digit code, for its SHA-256 and SHA-512 seeds.
+const RFC6238_SHA256: ReadonlyArray<[number, string]> = [
+  [59, '46119246'], [1111111109, '68084774'], [1111111111, '67062674'], [1234567890, '91819424'], [2000000000, '90698825'], [20000000000, '77737706'],
+];
+const RFC6238_SHA512: ReadonlyArray<[number, string]> = [
+  [59, '90693936'], [1111111109, '25091201'], [1111111111, '99943326'], [1234567890, '93441116'], [2000000000, '38618901'], [20000000000, '47863826'],
+];
+
+function invalidMessage(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (isGatehouseError(err, 'ERR_TOTP_IMPORT_INVALID')) return err.message;
+    throw err;
+  }
+  return 'accepted';
+}
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -85,6 +109,44 @@ describe('seed files', () => {
   });
 });
 
+describe('PSKC hash algorithm: the Algorithm URI or AlgorithmParameters/Suite', () => {
+  it('a token whose hash is only in AlgorithmParameters/Suite (HMAC-SHA256, hmac-sha512) is imported with that hash', () => {
+    const seeds = parseSeedFile(fixture('pskc-suite-sha256.xml'));
+    assert.deepEqual(seeds.map((s) => [s.serial, s.algorithm, s.digits, s.seed.length]), [
+      ['S256-0001', 'sha256', 8, 32],
+      ['S512-0001', 'sha512', 8, 64],
+    ]);
+  });
+
+  it("an imported SHA-256 token's codes verify against RFC 6238's SHA-256 vectors (and SHA-512 against SHA-512's)", () => {
+    const [s256, s512] = parseSeedFile(fixture('pskc-suite-sha256.xml'));
+    for (const [token, vectors] of [[s256!, RFC6238_SHA256], [s512!, RFC6238_SHA512]] as const) {
+      for (const [t, code] of vectors) {
+        const now = t * 1000;
+        assert.equal(codeAt(token.seed, stepAt(now, token.period), token), code, `${token.serial} at T=${t}`);
+        assert.equal(matchStep(token.seed, code, now, token), stepAt(now, token.period), `${token.serial} verifies ${code} at T=${t}`);
+      }
+    }
+  });
+
+  it('a token whose hash is in the Algorithm URI is imported with it, alone or with an agreeing Suite', () => {
+    const seeds = parseSeedFile(fixture('pskc-uri-sha256.xml'));
+    assert.deepEqual(seeds.map((s) => [s.serial, s.algorithm]), [['U256-0001', 'sha256'], ['U256-0002', 'sha256']]);
+    assert.equal(matchStep(seeds[0]!.seed, '46119246', 59_000, seeds[0]!), 1);
+  });
+
+  it('a key package whose Algorithm URI and Suite name different hashes is refused, naming its serial', () => {
+    assert.match(invalidMessage(() => parseSeedFile(fixture('pskc-hash-mismatch.xml'))), /serial M-0001.*sha256.*sha1/);
+  });
+
+  it('a Suite naming another hash (HMAC-MD5, HMAC-SHA384) is refused, never read as SHA-1', () => {
+    for (const suite of ['HMAC-MD5', 'HMAC-SHA384', 'SHA-3']) {
+      const xml = fixture('pskc-suite-sha256.xml').replace('HMAC-SHA256', suite);
+      assert.match(invalidMessage(() => parseSeedFile(xml)), new RegExp(`serial S256-0001.*Suite ${suite}`), suite);
+    }
+  });
+});
+
 describe('user and totp commands', () => {
   let dir: string;
   let config: string;
@@ -120,6 +182,24 @@ describe('user and totp commands', () => {
     try {
       const dump = (await store.range({ prefix: '' })).kvs.map((kv) => text(kv.key) + text(kv.value)).join('\n');
       assert.equal(dump.includes(token), false, 'the enrollment token is stored only as its hash');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a SHA-256 token imported from a Suite-shaped PSKC file signs its holder in with RFC 6238 SHA-256 codes', async () => {
+    await copyFile(new URL('pskc-suite-sha256.xml', FIXTURES), path.join(dir, 'suite.xml'));
+    out.length = 0;
+    assert.equal(await runCli(['totp', 'import', path.join(dir, 'suite.xml'), '--config', config], io), 0, out.join('\n'));
+    await runCli(['user', 'add', 'dave', '--role', 'payments:ops-admin', '--config', config], io);
+    assert.equal(await runCli(['totp', 'assign', 'S256-0001', 'dave', '--config', config], io), 0, out.join('\n'));
+    const kek = await loadKek({ file: path.join(dir, 'certs', 'kek'), env: {} });
+    const store = await openStore({ kind: 'embedded', path: path.join(dir, 'data') });
+    try {
+      for (const [t, code] of RFC6238_SHA256) {
+        const clock = new ManualClock(t * 1000);
+        assert.deepEqual(await verifyTotp({ store, kek, clock, userId: 'dave', code }), { step: Math.floor(t / 30), serial: 'S256-0001' }, `T=${t}`);
+      }
     } finally {
       await store.close();
     }

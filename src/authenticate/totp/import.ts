@@ -1,5 +1,6 @@
 // Vendor seed files for hardware OTP tokens: RFC 6030 PSKC XML (plain seeds; encrypted ones
-// are refused with a clear code) and the plain CSV `serial,secret` vendors ship, where the
+// are refused with a clear code; the hash from the Algorithm URI or AlgorithmParameters/Suite,
+// which must agree) and the plain CSV `serial,secret` vendors ship, where the
 // secret is base32 (RFC 4648, as in otpauth URIs) or hex (prefixed 0x, or exactly 40/64/128
 // hex digits). Lines starting with # and a `serial,secret` header are skipped; an optional
 // third and fourth column give digits and period.
@@ -70,15 +71,37 @@ const child = (n: Node | undefined, name: string): Node | undefined => {
 };
 const textOf = (v: unknown): string | undefined => (typeof v === 'string' || typeof v === 'number' ? String(v) : typeof (v as Node | undefined)?.['#text'] === 'string' ? String((v as Node)['#text']) : undefined);
 
-function algorithmOf(uri: string | undefined, where: string): TotpAlgorithm {
+/** The hash a TOTP Algorithm URI names (some vendors write e.g. `...pskc#totp-sha256`), if any. */
+function uriHash(uri: string): TotpAlgorithm | undefined {
+  if (uri.includes('sha512')) return 'sha512';
+  if (uri.includes('sha256')) return 'sha256';
+  if (uri.includes('sha1')) return 'sha1';
+  return undefined;
+}
+
+// RFC 6030 §4.3.1 AlgorithmParameters/Suite, e.g. HMAC-SHA256; vendors also write HMAC-SHA-256 or SHA256.
+const SUITE = /^(?:HMAC[-_ ]?)?SHA[-_ ]?(1|256|512)$/i;
+const SUITE_HASH: Readonly<Record<string, TotpAlgorithm>> = { '1': 'sha1', '256': 'sha256', '512': 'sha512' };
+
+/**
+ * The hash from the Algorithm URI and the Suite, either of which may carry it. They must agree:
+ * codes computed with the wrong hash never verify, and guessing would lock the holder out.
+ */
+function algorithmOf(uri: string | undefined, suite: string | undefined, where: string): TotpAlgorithm {
   const a = (uri ?? '').toLowerCase();
   if (!a.includes('totp') && !a.includes('hotp')) throw invalid(`${where}: Algorithm ${uri ?? '(none)'} is not TOTP`);
-  if (a.includes('totp')) {
-    if (a.includes('sha512')) return 'sha512';
-    if (a.includes('sha256')) return 'sha256';
-    return 'sha1';
+  if (!a.includes('totp')) throw invalid(`${where}: Algorithm ${uri ?? ''} is HOTP; only time-based tokens are supported`);
+  const fromUri = uriHash(a);
+  let fromSuite: TotpAlgorithm | undefined;
+  if (suite !== undefined && suite.trim() !== '') {
+    fromSuite = SUITE_HASH[SUITE.exec(suite.trim())?.[1] ?? ''];
+    if (fromSuite === undefined) throw invalid(`${where}: AlgorithmParameters/Suite ${suite.trim().slice(0, 40)} is not HMAC-SHA1, HMAC-SHA256 or HMAC-SHA512`);
   }
-  throw invalid(`${where}: Algorithm ${uri ?? ''} is HOTP; only time-based tokens are supported`);
+  if (fromUri !== undefined && fromSuite !== undefined && fromUri !== fromSuite) {
+    throw invalid(`${where}: the Algorithm URI names ${fromUri} but AlgorithmParameters/Suite names ${fromSuite}`);
+  }
+  // RFC 6238's default when neither says.
+  return fromSuite ?? fromUri ?? 'sha1';
 }
 
 function parsePskc(text: string): ImportedSeed[] {
@@ -103,21 +126,23 @@ function parsePskc(text: string): ImportedSeed[] {
     if (key === undefined) throw invalid(`${where}: no Key`);
     const serial = textOf(device?.SerialNo) ?? textOf(key['@Id']);
     if (serial === undefined || !SERIAL.test(serial)) throw invalid(`${where}: no usable DeviceInfo/SerialNo`);
-    const algorithm = algorithmOf(textOf(key['@Algorithm']), where);
+    const at = `${where} (serial ${serial})`;
     const params = child(key, 'AlgorithmParameters');
+    if (Array.isArray(params?.Suite)) throw invalid(`${at}: more than one AlgorithmParameters/Suite`);
+    const algorithm = algorithmOf(textOf(key['@Algorithm']), textOf(params?.Suite), at);
     const format = child(params, 'ResponseFormat');
     const digits = Number(textOf(format?.['@Length']) ?? '6');
-    if (digits !== 6 && digits !== 8) throw invalid(`${where}: ResponseFormat Length must be 6 or 8`);
-    if (format?.['@Encoding'] !== undefined && textOf(format['@Encoding']) !== 'DECIMAL') throw invalid(`${where}: ResponseFormat Encoding must be DECIMAL`);
+    if (digits !== 6 && digits !== 8) throw invalid(`${at}: ResponseFormat Length must be 6 or 8`);
+    if (format?.['@Encoding'] !== undefined && textOf(format['@Encoding']) !== 'DECIMAL') throw invalid(`${at}: ResponseFormat Encoding must be DECIMAL`);
     const data = child(key, 'Data');
     const secret = child(data, 'Secret');
     const value = textOf(secret?.PlainValue);
-    if (value === undefined) throw invalid(`${where}: no Data/Secret/PlainValue`);
+    if (value === undefined) throw invalid(`${at}: no Data/Secret/PlainValue`);
     const periodText = textOf(child(data, 'TimeInterval')?.PlainValue);
     const period = periodText === undefined ? 30 : Number(periodText);
-    if (period !== 30 && period !== 60) throw invalid(`${where}: TimeInterval must be 30 or 60`);
-    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value.replace(/\s/g, ''))) throw invalid(`${where}: PlainValue is not base64`);
-    out.push({ serial, seed: checkSeed(Buffer.from(value.replace(/\s/g, ''), 'base64'), where), digits, period, algorithm });
+    if (period !== 30 && period !== 60) throw invalid(`${at}: TimeInterval must be 30 or 60`);
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value.replace(/\s/g, ''))) throw invalid(`${at}: PlainValue is not base64`);
+    out.push({ serial, seed: checkSeed(Buffer.from(value.replace(/\s/g, ''), 'base64'), at), digits, period, algorithm });
   });
   return out;
 }

@@ -1,7 +1,6 @@
 // The embedded Store: LMDB on local disk, etcd semantics. Calls are checked here, writes go
 // through the Writer (one serial queue, batched into LMDB transactions), reads go straight to
 // LMDB, and watches are fed by the Writer after each commit.
-import { mkdirSync } from 'node:fs';
 import type { Transaction } from 'lmdb';
 import { GatehouseError } from '../../errors.js';
 import { systemClock, type Clock } from '../../lib/clock.js';
@@ -18,6 +17,7 @@ import { lockDirectory, type DirLock } from './lock.js';
 import {
   conflict, deleteRange, endLease, grantLease, latestMeta, leaseNotFound, readLease, refreshLease, requireLease, writeDelete, writePut,
 } from './mvcc.js';
+import { secureStoreFolder } from './permissions.js';
 import { rangeAsOf, rangeLatest, readAt, readLatest, type RangeQuery } from './read.js';
 import { META_COMPACTED, META_REVISION, openTables, type Tables } from './tables.js';
 import { applyTxn, checkRangeBound, compileCompare, compileOps } from './txn.js';
@@ -49,7 +49,7 @@ export class EmbeddedStore implements Store {
   }
 
   static async open(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
-    mkdirSync(options.path, { recursive: true, mode: 0o700 });
+    secureStoreFolder(options.path);
     const lock = lockDirectory(options.path);
     let t: Tables;
     try {

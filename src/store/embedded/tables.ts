@@ -2,6 +2,7 @@
 // (layouts in encoding.ts); only `meta` holds small numbers under string names.
 import { arch } from 'node:os';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { FILE_MODE } from './permissions.js';
 
 export interface Tables {
   root: RootDatabase;
@@ -39,6 +40,12 @@ export const DEFAULT_MAP_SIZE: number | undefined = ARCH_64.has(arch()) ? 16 * 2
  */
 const NO_READ_AHEAD: object = { noReadAhead: true };
 
+/**
+ * The mode LMDB creates data.mdb and lock.mdb with (mdb_env_open's mode; lmdb-js passes 0664
+ * unless told, and its typings omit the option). Existing files are checked in permissions.ts.
+ */
+const PRIVATE_FILES: object = { permissionsMode: FILE_MODE };
+
 export function openTables(path: string, mapSize = DEFAULT_MAP_SIZE): Tables {
   const root = open({
     path,
@@ -54,6 +61,7 @@ export function openTables(path: string, mapSize = DEFAULT_MAP_SIZE): Tables {
     noMetaSync: false,
     useWritemap: false,
     ...NO_READ_AHEAD,
+    ...PRIVATE_FILES,
     encoding: 'binary',
     keyEncoding: 'binary',
   });
