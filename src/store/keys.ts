@@ -96,15 +96,21 @@ export interface RecordCodec<T> {
   encode(value: T): string;
 }
 
+export interface JsonCodecOptions {
+  /** How a record's key appears in messages (default: its first 200 characters); sessions show only a hash's start. */
+  describeKey?: (key: string) => string;
+}
+
 /**
  * A codec for records of `what` (for messages): JSON, a JSON object, and `check`'s verdict
  * (undefined when the value is a T, else what is wrong with it).
  */
-export function jsonCodec<T>(what: string, check?: (value: Record<string, unknown>) => string | undefined): RecordCodec<T> {
+export function jsonCodec<T>(what: string, check?: (value: Record<string, unknown>) => string | undefined, options: JsonCodecOptions = {}): RecordCodec<T> {
+  const describeKey = options.describeKey ?? ((key: string): string => key.slice(0, 200));
   return {
     decode(kv) {
       const corrupt = (why: string, cause?: unknown): GatehouseError =>
-        new GatehouseError('ERR_STORE_CORRUPT', `${text(kv.key).slice(0, 200)}: ${why}`, cause === undefined ? {} : { cause });
+        new GatehouseError('ERR_STORE_CORRUPT', `${describeKey(text(kv.key))}: ${why}`, cause === undefined ? {} : { cause });
       let v: unknown;
       try {
         v = JSON.parse(text(kv.value));
@@ -141,11 +147,27 @@ export interface SessionSummaryRecord {
 }
 
 /**
+ * A session's key as messages and logs show it: the hash's first 8 characters. The hash stands in
+ * for the cookie (whoever holds it can look the session up), so it is never written out whole.
+ */
+export function describeSessionHash(hash: string): string {
+  return `${hash.slice(0, 8)}…`;
+}
+
+/** For the codecs of session records: `/gatehouse/sessions/<8 characters>…`. */
+export function describeSessionKey(key: string): string {
+  return SESSIONS_PREFIX + describeSessionHash(keyName(key, SESSIONS_PREFIX));
+}
+
+/**
  * A session record read as a primary's summary; an alias (or anything but a primary) is a
  * coded error too, which callers listing sessions skip. Missing optional fields read as empty.
  */
-const sessionJson = jsonCodec<Record<string, unknown>>('session', (v) =>
-  v.kind !== 'primary' ? 'not a primary session' : typeof v.sid !== 'string' || typeof v.userId !== 'string' ? 'no sid or user' : undefined);
+const sessionJson = jsonCodec<Record<string, unknown>>(
+  'session',
+  (v) => (v.kind !== 'primary' ? 'not a primary session' : typeof v.sid !== 'string' || typeof v.userId !== 'string' ? 'no sid or user' : undefined),
+  { describeKey: describeSessionKey },
+);
 
 export const SESSION_SUMMARY: RecordCodec<SessionSummaryRecord> = {
   decode(kv) {

@@ -19,15 +19,21 @@ export type Conflict = typeof CONFLICT;
 export interface RetryOptions {
   /** The error after the last attempt (default ERR_STORE_CONFLICT, retryable, naming `what`). */
   exhausted?: () => GatehouseError;
+  /**
+   * Attempts before `exhausted` (default CAS_ATTEMPTS). Fewer for an attempt that is costly to
+   * repeat (a whole-prefix read, a fresh key pair) and whose caller retries later anyway.
+   */
+  attempts?: number;
 }
 
 /**
  * Runs `attempt` until it does not lose a compare-and-swap: it returns CONFLICT, or throws
  * ERR_STORE_CONFLICT, when its guarded write found the store changed since its reads. Every
- * attempt must read afresh. After CAS_ATTEMPTS losses: `exhausted()`.
+ * attempt must read afresh. After CAS_ATTEMPTS (or options.attempts) losses: `exhausted()`.
  */
 export async function retryOnConflict<T>(what: string, attempt: (n: number) => Promise<T | Conflict>, options: RetryOptions = {}): Promise<T> {
-  for (let n = 0; n < CAS_ATTEMPTS; n++) {
+  const attempts = options.attempts ?? CAS_ATTEMPTS;
+  for (let n = 0; n < attempts; n++) {
     try {
       const r = await attempt(n);
       if (r !== CONFLICT) return r;

@@ -37,6 +37,16 @@ describe('store/keys', () => {
     assert.equal(codec.encode({ n: 2 }), '{"n":2}');
   });
 
+  it('shows a session key in messages by its hash\'s start only (the hash stands in for the cookie)', () => {
+    const hash = 'ab'.repeat(32);
+    const codec = keys.jsonCodec<object>('session', undefined, { describeKey: keys.describeSessionKey });
+    const r = codec.decode(kv(keys.storeKeys.session(hash), 'nope'));
+    assert.ok(r instanceof GatehouseError && r.code === 'ERR_STORE_CORRUPT');
+    assert.equal(r.message, `/gatehouse/sessions/${hash.slice(0, 8)}…: session is not JSON`);
+    const summary = keys.SESSION_SUMMARY.decode(kv(keys.storeKeys.session(hash), JSON.stringify({ kind: 'alias' })));
+    assert.ok(summary instanceof GatehouseError && !summary.message.includes(hash));
+  });
+
   it('reads a primary session summary and refuses aliases and junk', () => {
     const s = keys.SESSION_SUMMARY.decode(kv('/gatehouse/sessions/h', JSON.stringify({ kind: 'primary', sid: 's', userId: 'u', expiresAt: 5, lease: '7', roles: { ns: ['r'] } })));
     assert.deepEqual(s, { kind: 'primary', sid: 's', userId: 'u', roles: { ns: ['r'] }, createdAt: 0, lastSeen: 0, expiresAt: 5, ip: '', userAgent: '', lease: '7' });

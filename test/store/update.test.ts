@@ -84,6 +84,15 @@ describe('store/update', () => {
     assert.equal(n, 1);
   });
 
+  it('takes fewer attempts when told (an attempt costly to repeat)', async () => {
+    let n = 0;
+    await assert.rejects(retryOnConflict('costly', async () => { n++; return CONFLICT; }, { attempts: 5 }), (e: unknown) => isGatehouseError(e, 'ERR_STORE_CONFLICT'));
+    assert.equal(n, 5);
+    n = 0;
+    assert.equal(await retryOnConflict('costly', async (i) => { n++; return i < 4 ? CONFLICT : 'done'; }, { attempts: 5 }), 'done');
+    assert.equal(n, 5);
+  });
+
   it('refuses to change a record that does not decode, unless told to overwrite it', async () => {
     await store.put('/c', 'not json');
     await assert.rejects(updateKey(store, '/c', codec, () => ({ n: 1 })), (e: unknown) => isGatehouseError(e, 'ERR_STORE_CORRUPT') && e.message.includes('/c'));
