@@ -9,12 +9,14 @@
 import { randomBytes } from 'node:crypto';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
-import { text, type KeyValue, type LeaseId, type Store } from '../store/index.js';
+import type { KeyValue, LeaseId, Store } from '../store/index.js';
+import { decodeOrThrow, describeSessionHash, describeSessionKey, jsonCodec, storeKeys } from '../store/keys.js';
 import { PrefixMirror, reporterFor, type FollowPhase, type FollowerReporter } from '../store/mirror.js';
+import { updateKey } from '../store/update.js';
 import { isSecretShape, randomSecret, sha256hex } from './lib/digest.js';
 import { Interner } from './lib/intern.js';
 import { commit, parseRecord, ttlSeconds, unchanged, type Writes } from './lib/records.js';
-import { SESSIONS_PREFIX, USERS_PREFIX, USER_SESSIONS_PREFIX, type RoleMap, type SessionAlias, type SessionRecord, type StoredSession, type UserRecord } from './types.js';
+import { SESSIONS_PREFIX, USERS_PREFIX, type RoleMap, type SessionAlias, type SessionRecord, type StoredSession, type UserRecord } from './types.js';
 
 export interface SessionManagerOptions {
   store: Store;
@@ -107,29 +109,19 @@ const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFin
 const isRoleMap = (v: unknown): v is RoleMap =>
   v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((rs) => Array.isArray(rs) && rs.every(isStr));
 
-/** A stored session as lookups need it; throws for a record that is not one. */
-function checkSession(rec: unknown): StoredSession {
-  if (rec === null || typeof rec !== 'object') throw new GatehouseError('ERR_STORE_CORRUPT', 'session: not an object');
-  const r = rec as Record<string, unknown>;
-  if (r.kind === 'alias') {
-    if (!isStr(r.primary) || !isStr(r.host)) throw new GatehouseError('ERR_STORE_CORRUPT', 'session alias: primary and host must be strings');
-    return rec as SessionAlias;
-  }
-  if (r.kind !== 'primary') throw new GatehouseError('ERR_STORE_CORRUPT', 'session: kind is neither primary nor alias');
+/** What is wrong with a stored session as lookups need it (undefined: nothing). */
+function sessionProblem(r: Record<string, unknown>): string | undefined {
+  if (r.kind === 'alias') return isStr(r.primary) && isStr(r.host) ? undefined : 'alias: primary and host must be strings';
+  if (r.kind !== 'primary') return 'kind is neither primary nor alias';
   const ok = [r.sid, r.userId, r.acr, r.credentialId, r.host, r.lease].every(isStr) && [r.createdAt, r.lastSeen, r.lastWebAuthnAt, r.expiresAt].every(isNum) && isRoleMap(r.roles) && Array.isArray(r.amr) && r.amr.every(isStr);
-  if (!ok) throw new GatehouseError('ERR_STORE_CORRUPT', 'session: a field is missing or of the wrong type');
-  return rec as SessionRecord;
+  return ok ? undefined : 'a field is missing or of the wrong type';
 }
 
-/** Its messages never name the key: a session's key is the hash of its cookie. */
+/** Its messages name the key by its hash's start only: a session's key is the hash of its cookie. */
+const sessionCodec = jsonCodec<StoredSession>('session', sessionProblem, { describeKey: describeSessionKey });
+
 function decodeSession(kv: KeyValue): StoredSession {
-  let v: unknown;
-  try {
-    v = JSON.parse(text(kv.value));
-  } catch {
-    throw new GatehouseError('ERR_STORE_CORRUPT', 'session: not JSON');
-  }
-  return checkSession(v);
+  return decodeOrThrow(sessionCodec, kv);
 }
 
 function decodeUserStatus(kv: KeyValue, id: string): UserRecord['status'] {
@@ -137,9 +129,6 @@ function decodeUserStatus(kv: KeyValue, id: string): UserRecord['status'] {
   if (status === undefined || !USER_STATUSES.has(status)) throw new GatehouseError('ERR_STORE_CORRUPT', `user ${id.slice(0, 64)}: status is not pending, active or disabled`);
   return status;
 }
-
-/** Session keys are hashes of cookies: reports name only their start. */
-const describeSessionKey = (hash: string): string => `${hash.slice(0, 8)}…`;
 
 export class SessionManager {
   readonly #o: SessionManagerOptions;
@@ -179,7 +168,7 @@ export class SessionManager {
       );
       m.#followers.push(
         await PrefixMirror.open<Cached>(
-          { ...common, prefix: SESSIONS_PREFIX, decode: (kv) => m.#compact(decodeSession(kv), kv.modRevision), describeKey: describeSessionKey },
+          { ...common, prefix: SESSIONS_PREFIX, decode: (kv) => m.#compact(decodeSession(kv), kv.modRevision), describeKey: describeSessionHash },
           {
             put: (hash, cached) => m.#onSession(hash, cached),
             delete: (hash, revision) => m.#onSessionEnded(hash, revision),
@@ -293,10 +282,10 @@ export class SessionManager {
       lease,
     };
     const writes: Writes = {
-      compares: [unchanged(SESSIONS_PREFIX + hash, undefined)],
+      compares: [unchanged(storeKeys.session(hash), undefined)],
       ops: [
-        { op: 'put', key: SESSIONS_PREFIX + hash, value: JSON.stringify(record), lease },
-        { op: 'put', key: `${USER_SESSIONS_PREFIX}${s.userId}/${hash}`, value: lease, lease },
+        { op: 'put', key: storeKeys.session(hash), value: sessionCodec.encode(record), lease },
+        { op: 'put', key: storeKeys.userSession(s.userId, hash), value: lease, lease },
       ],
     };
     return { id, hash, record, writes };
@@ -315,8 +304,8 @@ export class SessionManager {
     const hash = sha256hex(id);
     const alias: SessionAlias = { format: 1, kind: 'alias', primary: primaryHash, host, createdAt: this.#o.clock.now() };
     const r = await this.#o.store.txn(
-      [{ key: SESSIONS_PREFIX + primaryHash, target: 'version', op: '>', value: 0 }],
-      [{ op: 'put', key: SESSIONS_PREFIX + hash, value: JSON.stringify(alias), lease: primary.lease }],
+      [{ key: storeKeys.session(primaryHash), target: 'version', op: '>', value: 0 }],
+      [{ op: 'put', key: storeKeys.session(hash), value: sessionCodec.encode(alias), lease: primary.lease }],
     );
     if (!r.succeeded) throw new GatehouseError('ERR_SESSION_EXPIRED', 'the session ended before the handoff');
     this.#remember(hash, alias, r.revision);
@@ -339,14 +328,14 @@ export class SessionManager {
     const hash = sha256hex(cookie);
     // known here, or seen ending (an ended session never comes back): no store read
     if (this.#sessions.has(hash) || this.#ended.has(hash)) return;
-    const kv = await this.#o.store.get(SESSIONS_PREFIX + hash);
+    const kv = await this.#o.store.get(storeKeys.session(hash));
     if (kv === undefined) return;
     // an unreadable record is the follower's to report; here it is simply no session
     const rec = readable(kv);
     if (rec === undefined) return;
     this.#remember(hash, rec, kv.modRevision);
     if (rec.kind === 'alias' && !this.#sessions.has(rec.primary)) {
-      const p = await this.#o.store.get(SESSIONS_PREFIX + rec.primary);
+      const p = await this.#o.store.get(storeKeys.session(rec.primary));
       const primary = p === undefined ? undefined : readable(p);
       if (p !== undefined && primary !== undefined) this.#remember(rec.primary, primary, p.modRevision);
     }
@@ -408,23 +397,12 @@ export class SessionManager {
     }
   }
 
+  /** Changes a primary session by compare-and-swap (keeping its lease); undefined when there is none. */
   async #update(hash: string, change: (r: SessionRecord) => SessionRecord): Promise<SessionRecord | undefined> {
-    const { store } = this.#o;
-    for (let i = 0; i < 8; i++) {
-      const kv = await store.get(SESSIONS_PREFIX + hash);
-      if (kv === undefined) return undefined;
-      const rec = parseRecord<StoredSession>(kv);
-      if (rec.kind !== 'primary') return undefined;
-      const next = change(rec);
-      try {
-        const r = await store.put(SESSIONS_PREFIX + hash, JSON.stringify(next), { lease: rec.lease, ifModRevision: kv.modRevision });
-        this.#remember(hash, next, r.revision);
-        return next;
-      } catch (err) {
-        if (!isGatehouseError(err, 'ERR_STORE_CONFLICT')) throw err;
-      }
-    }
-    throw new GatehouseError('ERR_STORE_CONFLICT', 'session: too many concurrent writers', { retryable: true });
+    const r = await updateKey(this.#o.store, storeKeys.session(hash), sessionCodec, (rec) => (rec?.kind === 'primary' ? change(rec) : undefined));
+    if (!r.written || r.revision === undefined || r.value?.kind !== 'primary') return undefined;
+    this.#remember(hash, r.value, r.revision);
+    return r.value;
   }
 
   /** Step-up: a fresh WebAuthn assertion on this session. */
@@ -436,7 +414,7 @@ export class SessionManager {
   /** Ends a session (and its aliases) on every replica: revokes its lease. */
   async end(primaryHash: string): Promise<boolean> {
     const cur = this.#sessions.get(primaryHash);
-    const kv = cur === undefined ? await this.#o.store.get(SESSIONS_PREFIX + primaryHash) : undefined;
+    const kv = cur === undefined ? await this.#o.store.get(storeKeys.session(primaryHash)) : undefined;
     const rec = cur ?? (kv !== undefined ? readable(kv) : undefined);
     if (rec === undefined || rec.kind !== 'primary') return false;
     // gone from the cache now, so the delete event that follows announces nothing twice
@@ -466,9 +444,6 @@ export class SessionManager {
 }
 
 function readable(kv: KeyValue): StoredSession | undefined {
-  try {
-    return decodeSession(kv);
-  } catch {
-    return undefined;
-  }
+  const r = sessionCodec.decode(kv);
+  return r instanceof GatehouseError ? undefined : r;
 }

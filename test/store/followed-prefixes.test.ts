@@ -75,6 +75,7 @@ describe('a corrupt record under a followed prefix never stops its follower', ()
       assert.equal(view.sid, s.record.sid);
       assert.equal(r.bad.length, 1);
       assert.equal(r.bad[0]?.key, `${SESSIONS_PREFIX}${badHash.slice(0, 8)}…`, 'a session key is not logged whole');
+      assert.ok(!r.bad[0]?.error.message.includes(badHash), 'nor named whole in the error');
       assert.equal(b.size, 1);
       // a session record that turns unreadable ends that session here (fail closed), and is reported
       await h.store.put(SESSIONS_PREFIX + s.hash, 'garbage');
