@@ -1,6 +1,7 @@
 // Explaining a decision: every rule that matches, found by scanning the casbin lines with
 // the model's own functions (slow, for people and tests, never for the request path).
 import type { AccessRequest, Principal } from '../contracts/authz.js';
+import { tryParseSpiffeId } from '../pki/spiffe.js';
 import { casbinRequest, type CasbinRequest } from './casbin.js';
 import { methodMatch, pathMatch, roleMatch } from './path.js';
 import type { PolicyLine, PolicyRule, PolicyState } from './types.js';
@@ -26,9 +27,11 @@ export function matchingRules(state: PolicyState, req: AccessRequest): PolicyRul
   return out;
 }
 
-/** spiffe://<trust-domain>/ns/<namespace>/sa/<service> -> a service principal (the CLI's and tests' callers). */
+/**
+ * spiffe://<trust-domain>/ns/<namespace>/sa/<service> -> a service principal (the CLI's and tests'
+ * callers); undefined for anything pki/spiffe's strict parser refuses, as the gateway would.
+ */
 export function principalFromSpiffeId(id: string): Extract<Principal, { kind: 'service' }> | undefined {
-  const m = /^spiffe:\/\/([a-z0-9.-]+)\/ns\/([a-z0-9-]+)\/sa\/([a-z0-9-]+)$/.exec(id);
-  if (m === null) return undefined;
-  return { kind: 'service', spiffeId: id, namespace: m[2]!, service: m[3]!, certSerial: '' };
+  const p = tryParseSpiffeId(id);
+  return p === undefined ? undefined : { kind: 'service', spiffeId: id, namespace: p.namespace, service: p.service, certSerial: '' };
 }

@@ -8,14 +8,17 @@ import path from 'node:path';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { text, type Compare, type KeyValue, type Store, type TxnOp } from '../store/index.js';
+import { POLICY_PREFIX, jsonCodec, keyName, storeKeys } from '../store/keys.js';
 import { PrefixMirror, reporterFor, type FollowPhase, type FollowerReporter } from '../store/mirror.js';
+import { CONFLICT, retryOnConflict } from '../store/update.js';
 import { compilePolicies, formatIssue } from './compile.js';
 import { readPolicyDir } from './dir.js';
 import type { PolicyEngine } from './engine.js';
 import { DNS_LABEL, namespaceOfFile } from './parse.js';
 import type { PolicySource, PolicyState } from './types.js';
 
-export const POLICY_PREFIX = '/gatehouse/policy/';
+// Where policies live: the store's one key layout (src/store/keys.ts).
+export { POLICY_PREFIX };
 
 /** The value at /gatehouse/policy/<namespace>. */
 export interface StoredPolicy {
@@ -41,16 +44,18 @@ function sha256(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
 
+const NOT_A_POLICY = 'not a policy written by `gatehouse policy apply`';
+const policyCodec = jsonCodec<StoredPolicy>('policy', (v) => (v.format === 1 && typeof v.source === 'string' && typeof v.file === 'string' ? undefined : NOT_A_POLICY));
+
+/** The namespace a key names, and its policy: undefined when the value is not one, or names another namespace (reported by the callers). */
 function decode(kv: KeyValue): { namespace: string; stored: StoredPolicy | undefined } {
-  const namespace = text(kv.key).slice(POLICY_PREFIX.length);
-  try {
-    const v = JSON.parse(text(kv.value)) as Partial<StoredPolicy>;
-    if (v.format === 1 && typeof v.source === 'string' && typeof v.file === 'string' && v.namespace === namespace) return { namespace, stored: v as StoredPolicy };
-  } catch {
-    // reported below
-  }
-  return { namespace, stored: undefined };
+  const namespace = keyName(kv, POLICY_PREFIX);
+  const v = policyCodec.decode(kv);
+  return { namespace, stored: v instanceof GatehouseError || v.namespace !== namespace ? undefined : v };
 }
+
+/** The store kept changing under every attempt: the caller (an operator) applies again. */
+const APPLY_ATTEMPTS = 5;
 
 /**
  * Compiles the sources (refusing a set with any problem) and writes them in one txn,
@@ -59,9 +64,10 @@ function decode(kv: KeyValue): { namespace: string; stored: StoredPolicy | undef
 export async function applyPolicySources(store: Store, sources: readonly PolicySource[]): Promise<ApplyResult> {
   compilePolicies(sources, 1); // throws ERR_POLICY_INVALID before anything is written
   const wanted = new Map(sources.map((s) => [namespaceOfFile(s.file), s]));
-  for (let attempt = 0; ; attempt++) {
+  const exhausted = (): GatehouseError => new GatehouseError('ERR_STORE_CONFLICT', 'the policies in the store kept changing during apply; try again', { retryable: true });
+  return retryOnConflict('policy apply', async () => {
     const current = await store.range({ prefix: POLICY_PREFIX });
-    const seen = new Map(current.kvs.map((kv) => [text(kv.key).slice(POLICY_PREFIX.length), kv]));
+    const seen = new Map(current.kvs.map((kv) => [keyName(kv, POLICY_PREFIX), kv]));
     const compares: Compare[] = [];
     const ops: TxnOp[] = [];
     const result: Omit<ApplyResult, 'revision'> = { written: [], deleted: [], unchanged: [] };
@@ -75,16 +81,15 @@ export async function applyPolicySources(store: Store, sources: readonly PolicyS
     for (const [ns, s] of wanted) {
       const value: StoredPolicy = { format: 1, namespace: ns, file: path.basename(s.file), source: s.text, sha256: sha256(s.text) };
       const before = seen.get(ns);
-      if (before === undefined) compares.push({ key: POLICY_PREFIX + ns, target: 'version', op: '==', value: 0 });
+      if (before === undefined) compares.push({ key: storeKeys.policy(ns), target: 'version', op: '==', value: 0 });
       const old = before === undefined ? undefined : decode(before).stored;
       (old?.sha256 === value.sha256 && old.file === value.file ? result.unchanged : result.written).push(ns);
-      ops.push({ op: 'put', key: POLICY_PREFIX + ns, value: JSON.stringify(value) });
+      ops.push({ op: 'put', key: storeKeys.policy(ns), value: policyCodec.encode(value) });
     }
     if (ops.length === 0) return { revision: current.revision, ...result };
     const txn = await store.txn(compares, ops);
-    if (txn.succeeded) return { revision: txn.revision, ...result };
-    if (attempt === 4) throw new GatehouseError('ERR_STORE_CONFLICT', 'the policies in the store kept changing during apply; try again', { retryable: true });
-  }
+    return txn.succeeded ? { revision: txn.revision, ...result } : CONFLICT;
+  }, { attempts: APPLY_ATTEMPTS, exhausted });
 }
 
 /** Reads a policies folder and applies it (see applyPolicySources). */
@@ -103,7 +108,7 @@ export async function loadStoredPolicies(store: Store): Promise<PolicyState> {
   for (const kv of r.kvs) {
     version = Math.max(version, kv.modRevision);
     const { namespace, stored } = decode(kv);
-    if (stored === undefined || !DNS_LABEL.test(namespace)) bad.push(`${text(kv.key)}: not a policy written by \`gatehouse policy apply\``);
+    if (stored === undefined || !DNS_LABEL.test(namespace)) bad.push(`${text(kv.key)}: ${NOT_A_POLICY}`);
     else sources.push({ file: stored.file, text: stored.source });
   }
   // An empty set (every namespace deleted) has no key to date it: use the read's revision.
@@ -142,7 +147,7 @@ function asGatehouseError(err: unknown): GatehouseError {
 function decodePolicy(kv: KeyValue, namespace: string): StoredPolicy {
   const { stored } = decode(kv);
   if (stored === undefined || !DNS_LABEL.test(namespace)) {
-    throw new GatehouseError('ERR_STORE_CORRUPT', `${POLICY_PREFIX}${namespace.slice(0, 80)}: not a policy written by \`gatehouse policy apply\``);
+    throw new GatehouseError('ERR_STORE_CORRUPT', `${POLICY_PREFIX}${namespace.slice(0, 80)}: ${NOT_A_POLICY}`);
   }
   return stored;
 }

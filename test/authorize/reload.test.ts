@@ -128,4 +128,34 @@ describe('policy hot reload (embedded store)', () => {
       await w2.close();
     }
   });
+
+  it('apply retries a transaction another writer beat, and gives up after five with a retryable ERR_STORE_CONFLICT', async () => {
+    let races = 2;
+    let txns = 0;
+    // another writer rewrites a policy between each attempt's read and its transaction
+    const contended = new Proxy(store, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        return async (...args: unknown[]) => {
+          if (prop === 'txn') {
+            txns++;
+            if (races-- > 0) {
+              const kv = (await target.range({ prefix: POLICY_PREFIX })).kvs[0]!;
+              await target.put(kv.key, kv.value);
+            }
+          }
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const r = await applyPolicies(contended, dir);
+    assert.equal(txns, 3, 'two lost transactions, then the third commits');
+    assert.equal(r.revision, (await store.get(`${POLICY_PREFIX}frontend`))?.modRevision);
+    races = Number.POSITIVE_INFINITY;
+    txns = 0;
+    await assert.rejects(applyPolicies(contended, dir), (e) => isGatehouseError(e, 'ERR_STORE_CONFLICT') && e.retryable && /kept changing during apply/.test(e.message));
+    assert.equal(txns, 5);
+    await watch.settled();
+  });
 });
