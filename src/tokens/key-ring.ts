@@ -20,7 +20,9 @@ import { webcrypto, type KeyObject } from 'node:crypto';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import type { KeyValue, Store, TxnOp } from '../store/index.js';
+import { storeKeys } from '../store/keys.js';
 import { PrefixMirror, reporterFor, type FollowPhase, type FollowerReporter } from '../store/mirror.js';
+import { CONFLICT, retryOnConflict } from '../store/update.js';
 import { createSigningKey } from './create-signing-key.js';
 import { RETIRED_GRACE_MS, decodePointer, decodeSigningKey, leaseSeconds } from './lib/key-record.js';
 import { openPrivateKey } from './open-private-key.js';
@@ -70,6 +72,8 @@ export interface KeyRingStats {
 }
 
 const { subtle } = webcrypto;
+/** Rotation attempts before giving up (each makes a key pair and grants leases; #kick retries later). */
+const ROTATE_ATTEMPTS = 5;
 
 async function importKeys(record: StoredSigningKey, kek: KeyObject): Promise<{ verifyKey: WebCryptoKey; signKey: WebCryptoKey | undefined; error?: GatehouseError }> {
   const { kty, crv, x } = record.publicJwk;
@@ -365,11 +369,14 @@ export class KeyRing {
 
   async #rotate(force: boolean): Promise<RotateResult> {
     if (this.#closed) throw new GatehouseError('ERR_TOKEN_UNAVAILABLE', 'the token service is closed');
-    for (let attempt = 0; attempt < 5; attempt++) {
+    const exhausted = (): GatehouseError => new GatehouseError('ERR_STORE_CONFLICT', 'the signing key pointer kept changing during rotation; will retry', { retryable: true });
+    return retryOnConflict('signing key rotation', async (attempt) => {
+      // a forced rotation that lost the race adopts the winner's key instead of rotating again
+      const forced = force && attempt === 0;
       const now = this.#clock.now();
       const pointerKv = await this.#store.get(SIGNING_POINTER_KEY);
       const pointer = decodePointer(pointerKv);
-      const currentKv = pointer === undefined ? undefined : await this.#store.get(SIGNING_KEY_PREFIX + pointer.kid);
+      const currentKv = pointer === undefined ? undefined : await this.#store.get(storeKeys.signingKey(pointer.kid));
       let current: StoredSigningKey | undefined;
       try {
         current = currentKv === undefined ? undefined : decodeSigningKey(currentKv);
@@ -380,7 +387,7 @@ export class KeyRing {
 
       // Another replica rotated already (or it is not due yet): adopt its key.
       const dueAt = current === undefined || now >= current.retireAt ? now : Math.min(current.activateAt + this.#rotateAfterMs - this.#prepublishMs, current.retireAt);
-      if (current !== undefined && currentKv !== undefined && !force && now < dueAt) {
+      if (current !== undefined && currentKv !== undefined && !forced && now < dueAt) {
         await this.#put(currentKv);
         this.#adopted++;
         return { rotated: false, kid: current.kid };
@@ -398,7 +405,7 @@ export class KeyRing {
       leases.push(lease.id);
       const compares: Parameters<Store['txn']>[0] = [{ key: SIGNING_POINTER_KEY, target: 'modRevision', op: '==', value: pointerKv?.modRevision ?? 0 }];
       const ops: TxnOp[] = [
-        { op: 'put', key: SIGNING_KEY_PREFIX + record.kid, value: JSON.stringify(record), lease: lease.id },
+        { op: 'put', key: storeKeys.signingKey(record.kid), value: JSON.stringify(record), lease: lease.id },
         { op: 'put', key: SIGNING_POINTER_KEY, value: JSON.stringify(pointerValue) },
       ];
       // The key it replaces stops signing when the new one starts, and is unpublished a grace later.
@@ -425,8 +432,7 @@ export class KeyRing {
       }
       // Lost the race: the leases hold nothing; drop them and look again (next turn adopts).
       await Promise.all(leases.map((id) => this.#store.revoke(id).catch(() => undefined)));
-      force = false;
-    }
-    throw new GatehouseError('ERR_STORE_CONFLICT', 'the signing key pointer kept changing during rotation; will retry', { retryable: true });
+      return CONFLICT;
+    }, { attempts: ROTATE_ATTEMPTS, exhausted });
   }
 }

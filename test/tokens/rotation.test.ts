@@ -166,6 +166,38 @@ describe('KeyRing rotation across replicas', () => {
     assert.notEqual(ring.signingKey().kid, first);
   });
 
+  it('a rotation that keeps losing the pointer race gives up after five attempts with a retryable conflict, and is retried later', async () => {
+    let racing = false;
+    let txns = 0;
+    // another writer moves the pointer between each attempt's read and its transaction
+    const contended = new Proxy(h.store, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        return async (...args: unknown[]) => {
+          if (prop === 'txn' && racing) {
+            txns++;
+            const pointer = await target.get(SIGNING_POINTER_KEY);
+            await target.put(SIGNING_POINTER_KEY, pointer!.value);
+          }
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const ring = await KeyRing.open({ store: contended, clock: h.clock, kek: h.kek, retryMs: 30_000, onError: (e) => errors.push(e.code) });
+    rings.push(ring);
+    racing = true;
+    await h.advance(R - P);
+    await settleAll();
+    assert.equal(txns, 5, 'five attempts, then the rotation gives up');
+    assert.deepEqual(errors, ['ERR_STORE_CONFLICT']);
+    assert.equal((await storedKeys(h)).length, 1, 'no key was created');
+    racing = false;
+    await h.advance(30_000);
+    await settleAll();
+    assert.equal((await storedKeys(h)).length, 2, 'the retry created the next key');
+  });
+
   it('a short rotation period gets a proportionally short prepublish time', async () => {
     const ring = await KeyRing.open({ store: h.store, clock: h.clock, kek: h.kek, rotateAfterMs: 60_000 });
     rings.push(ring);
