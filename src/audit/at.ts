@@ -2,13 +2,11 @@
 // a time mapped to a revision through the checkpoints' {time, storeRevision} pairs.
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { rangePages, text, type KeyValue, type Store } from '../store/index.js';
+// The records read here belong to other parts; audit reads them as data, through the store's one
+// key layout, and imports none of those parts.
+import { POLICY_PREFIX, REVOKED_PREFIX, SESSIONS_PREFIX, jsonCodec, keyName } from '../store/keys.js';
 import { CHECKPOINT_PREFIX } from './chain.js';
 import type { CheckpointPayload } from './checkpoint.js';
-
-// The keys read here belong to other parts; audit reads them as data and imports none of them.
-export const SESSIONS_PREFIX = '/gatehouse/sessions/';
-export const POLICY_PREFIX = '/gatehouse/policy/';
-export const REVOKED_PREFIX = '/gatehouse/revoked/';
 
 export interface TimeMapping {
   revision: number;
@@ -78,13 +76,12 @@ async function rangeAt(store: Store, prefix: string, revision: number): Promise<
   return out;
 }
 
+/** Any JSON object: the fields shown are checked one by one, and a record that is no object is shown as it is stored. */
+const anyRecord = jsonCodec<Record<string, unknown>>('record');
+
 function parse(kv: KeyValue): Record<string, unknown> | undefined {
-  try {
-    const v = JSON.parse(text(kv.value)) as unknown;
-    return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
+  const v = anyRecord.decode(kv);
+  return v instanceof GatehouseError ? undefined : v;
 }
 
 const iso = (v: unknown): string => (typeof v === 'number' ? new Date(v).toISOString() : '?');
@@ -101,10 +98,10 @@ export async function stateAt(store: Store, revision: number): Promise<StateAt> 
         .map((s) => ({ sid: String(s.sid), user: String(s.userId), roles: s.roles, created: iso(s.createdAt), lastSeen: iso(s.lastSeen), expires: iso(s.expiresAt), amr: s.amr })),
       policies: policies.map((kv) => {
         const p = parse(kv);
-        return { namespace: text(kv.key).slice(POLICY_PREFIX.length), file: typeof p?.file === 'string' ? p.file : undefined, sha256: typeof p?.sha256 === 'string' ? p.sha256 : undefined, modRevision: kv.modRevision };
+        return { namespace: keyName(kv, POLICY_PREFIX), file: typeof p?.file === 'string' ? p.file : undefined, sha256: typeof p?.sha256 === 'string' ? p.sha256 : undefined, modRevision: kv.modRevision };
       }),
       revocations: revoked.map((kv) => {
-        const rest = text(kv.key).slice(REVOKED_PREFIX.length);
+        const rest = keyName(kv, REVOKED_PREFIX);
         const slash = rest.indexOf('/');
         return { kind: slash < 0 ? rest : rest.slice(0, slash), id: slash < 0 ? '' : rest.slice(slash + 1), record: parse(kv) ?? text(kv.value) };
       }),

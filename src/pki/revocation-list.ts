@@ -2,10 +2,11 @@
 // isRevoked is a synchronous Set lookup: it runs on the TLS handshake path.
 import { GatehouseError } from '../errors.js';
 import { systemClock, type Clock } from '../lib/clock.js';
-import { text, type KeyValue, type Store } from '../store/index.js';
+import type { KeyValue, Store } from '../store/index.js';
+import { REVOKED_CERT_PREFIX, jsonCodec } from '../store/keys.js';
 import { PrefixMirror, reporterFor, type FollowPhase, type FollowerReporter } from '../store/mirror.js';
 import { canonicalSerial } from './lib/serial.js';
-import { REVOCATION_REASONS, STORE_KEYS, type CertRevocation } from './types.js';
+import { REVOCATION_REASONS, type CertRevocation } from './types.js';
 
 export interface CertRevocationListOptions {
   /** Times the retry after a lost watch (default: the system clock). */
@@ -16,7 +17,7 @@ export interface CertRevocationListOptions {
   follower?: FollowerReporter;
 }
 
-const PREFIX = STORE_KEYS.revokedCertPrefix;
+const PREFIX = REVOKED_CERT_PREFIX;
 const RETRY = { minMs: 500, maxMs: 30_000 };
 
 type Listener<T> = (value: T) => void;
@@ -133,19 +134,16 @@ export class CertRevocationList {
   }
 }
 
+/** The fields read here; reason and notAfter are optional (an unknown reason reads as unspecified). */
+const revocationJson = jsonCodec<Partial<CertRevocation> & { revokedAt: string }>('certificate revocation', (v) =>
+  typeof v.revokedAt === 'string' && !Number.isNaN(Date.parse(v.revokedAt)) ? undefined : 'revokedAt is not a date');
+
 /** One stored revocation; throws ERR_CERT_REVOCATION_INVALID for a key that names no serial or a value that cannot be read. */
 function decode(kv: KeyValue, name: string): CertRevocation {
   const serial = canonicalSerial(name);
   if (serial === undefined) throw new GatehouseError('ERR_CERT_REVOCATION_INVALID', `ignoring ${JSON.stringify(PREFIX + name.slice(0, 120))}: not a serial`);
-  let v: Partial<CertRevocation>;
-  try {
-    v = JSON.parse(text(kv.value)) as Partial<CertRevocation>;
-  } catch {
-    v = {};
-  }
-  if (typeof v.revokedAt !== 'string' || Number.isNaN(Date.parse(v.revokedAt))) {
-    throw new GatehouseError('ERR_CERT_REVOCATION_INVALID', `the record for ${serial} is unreadable; treating the serial as revoked`);
-  }
+  const v = revocationJson.decode(kv);
+  if (v instanceof GatehouseError) throw new GatehouseError('ERR_CERT_REVOCATION_INVALID', `the record for ${serial} is unreadable; treating the serial as revoked`, { cause: v });
   const reason = typeof v.reason === 'string' && Object.hasOwn(REVOCATION_REASONS, v.reason) ? v.reason : 'unspecified';
   return { serial, revokedAt: v.revokedAt, reason, notAfter: typeof v.notAfter === 'string' ? v.notAfter : '' };
 }

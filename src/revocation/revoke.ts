@@ -4,11 +4,12 @@
 import { GatehouseError } from '../errors.js';
 import { Delays, sleep } from '../lib/backoff.js';
 import { systemClock, type Clock } from '../lib/clock.js';
-import { json, type Store } from '../store/index.js';
+import type { Store } from '../store/index.js';
+import { decodeOrThrow } from '../store/keys.js';
 import type { Bus } from '../bus/index.js';
 import { canonicalSerial, lookupIssued, parseSpiffeId, revokeCertificate, REVOCATION_REASONS, type RevocationReason } from '../pki/index.js';
 import { endSession, endSessionsOfUser, findSessionBySid } from './session-records.js';
-import { REVOCATION_SKEW_MS, REVOCATION_SUBJECT_PREFIX, TOKEN_MAX_LIFE_MS, isRevocationKind, revokedKey, type RevocationKind, type RevocationRecord } from './types.js';
+import { REVOCATION_SKEW_MS, REVOCATION_SUBJECT_PREFIX, TOKEN_MAX_LIFE_MS, isRevocationKind, revocationCodec, revokedKey, type RevocationKind, type RevocationRecord } from './types.js';
 
 export interface RevokeRequest {
   kind: RevocationKind;
@@ -110,13 +111,13 @@ async function writeRecord(store: Store, record: RevocationRecord, leaseSeconds:
   const lease = leaseSeconds === undefined ? undefined : await store.grant(leaseSeconds);
   const txn = await store.txn(
     [{ key, target: 'createRevision', op: '==', value: 0 }],
-    [{ op: 'put', key, value: JSON.stringify(record), ...(lease !== undefined ? { lease: lease.id } : {}) }],
+    [{ op: 'put', key, value: revocationCodec.encode(record), ...(lease !== undefined ? { lease: lease.id } : {}) }],
     [{ op: 'get', key }],
   );
   if (txn.succeeded) return { record, created: true };
   if (lease !== undefined) await store.revoke(lease.id).catch(() => undefined);
   const got = txn.results[0];
-  const winner = got?.op === 'get' ? json<RevocationRecord>(got.kv) : undefined;
+  const winner = got?.op === 'get' && got.kv !== undefined ? decodeOrThrow(revocationCodec, got.kv) : undefined;
   if (winner === undefined) throw new GatehouseError('ERR_STORE_CONFLICT', `the revocation of ${record.kind} ${record.id} changed while it was written; retry`, { retryable: true });
   return { record: winner, created: false };
 }

@@ -1,7 +1,9 @@
 // Revocation records (DESIGN.md, "Keys in the store": revoked/<kind>/<id>) and the bus subjects
 // they are broadcast on. The store is the authority; the bus only makes replicas hear sooner.
+import { jsonCodec, storeKeys, type RecordCodec } from '../store/keys.js';
 
-export const REVOKED_PREFIX = '/gatehouse/revoked/';
+// Where revocations live: the store's one key layout (src/store/keys.ts).
+export { REVOKED_PREFIX } from '../store/keys.js';
 /** Bus subjects: revocation.<kind>; every replica subscribes to revocation.> */
 export const REVOCATION_SUBJECT_PREFIX = 'revocation.';
 export const REVOCATION_PATTERN = 'revocation.>';
@@ -38,6 +40,9 @@ export const TOKEN_MAX_LIFE_MS = (900 + 30) * 1000;
 /** Added to every lease: a replica whose clock runs behind still refuses. */
 export const REVOCATION_SKEW_MS = 60_000;
 
-export function revokedKey(kind: RevocationKind, id: string): string {
-  return `${REVOKED_PREFIX}${kind}/${encodeURIComponent(id)}`;
-}
+/** `revoked/<kind>/<url-encoded id>` (storeKeys.revoked, for the kinds there are). */
+export const revokedKey: (kind: RevocationKind, id: string) => string = storeKeys.revoked;
+
+/** A revocation record as revoke() writes it (not the certificate kind's: that is pki's CertRevocation). */
+export const revocationCodec: RecordCodec<RevocationRecord> = jsonCodec<RevocationRecord>('revocation', (v) =>
+  isRevocationKind(v.kind) && typeof v.id === 'string' && typeof v.revokedAt === 'string' ? undefined : 'not a revocation record (kind, id, revokedAt)');
