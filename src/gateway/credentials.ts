@@ -9,6 +9,7 @@ import type { Refusal } from './audit.js';
 import type { ConnectionFacts } from './connection.js';
 import type { Exchange } from './exchange.js';
 import type { ProxyRoute } from './routes.js';
+import { upstreamSpiffeId } from './upstream.js';
 
 /** What the stage needs of the token service. */
 export interface TokenIssuer {
@@ -41,8 +42,6 @@ function tokenHeader(route: ProxyRoute, token: string): Record<string, string> {
   return { [header]: header === 'authorization' ? `Bearer ${token}` : token };
 }
 
-const audienceOf = (trustDomain: string, route: ProxyRoute): string => `spiffe://${trustDomain}/ns/${route.namespace}/sa/${route.service}`;
-
 interface CachedToken {
   headers: Record<string, string>;
   refreshAt: number;
@@ -69,7 +68,7 @@ export function serviceCredentials(o: { tokens: TokenIssuer | undefined; trustDo
       if (tokens === undefined) throw new GatehouseError('ERR_TOKEN_INVALID', 'malformed bearer token');
       const thumbprint = ex.connection?.thumbprint;
       // bound to this very connection's certificate, for exactly this upstream
-      await tokens.verify(token, { audience: audienceOf(o.trustDomain, ex.route!), requireBinding: true, ...(thumbprint !== undefined ? { certThumbprint: thumbprint } : {}) });
+      await tokens.verify(token, { audience: upstreamSpiffeId(o.trustDomain, ex.route!), requireBinding: true, ...(thumbprint !== undefined ? { certThumbprint: thumbprint } : {}) });
     },
     async upstreamHeaders(ex) {
       if (tokens === undefined) return {};
@@ -80,7 +79,7 @@ export function serviceCredentials(o: { tokens: TokenIssuer | undefined; trustDo
       if (hit !== undefined && o.clock.now() < hit.refreshAt && hit.generation === generation) return hit.headers;
       const minted = await tokens.mint({
         subject: ex.identity!.subject,
-        audience: audienceOf(o.trustDomain, route),
+        audience: upstreamSpiffeId(o.trustDomain, route),
         namespace: route.namespace,
         roles: [],
         ...(facts?.thumbprint !== undefined ? { certThumbprint: facts.thumbprint } : {}),
@@ -117,7 +116,7 @@ export function humanCredentials(o: { tokens: TokenIssuer | undefined; trustDoma
         'x-gatehouse-sid': s.sid,
       };
       if (o.tokens === undefined) return headers;
-      const minted = await o.tokens.mint({ subject: s.userId, audience: audienceOf(o.trustDomain, route), namespace: route.namespace, roles, amr: s.amr, acr: s.acr, sid: s.sid });
+      const minted = await o.tokens.mint({ subject: s.userId, audience: upstreamSpiffeId(o.trustDomain, route), namespace: route.namespace, roles, amr: s.amr, acr: s.acr, sid: s.sid });
       return { ...headers, ...tokenHeader(route, minted.token) };
     },
   };

@@ -1,8 +1,8 @@
-// Stage 5, forward: request hygiene (a header name with an underscore is refused or dropped;
-// identity headers are the gateway's own in every spelling), then the request streams to the
-// upstream with backpressure and the answer streams back through response hygiene (never a
-// gateway cookie), for plain requests and WebSocket upgrades alike. An upstream failure is a
-// coded 502/504, never a stack.
+// Stage 5, forward: request header hygiene (identity headers are the gateway's own in every
+// spelling, underscored names dropped; what the route refuses, hygiene.ts refused before), then
+// the request streams to the upstream with backpressure and the answer streams back through
+// response hygiene (never a gateway cookie), for plain requests and WebSocket upgrades alike.
+// An upstream failure is a coded 502/504, never a stack.
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyReply } from 'fastify';
@@ -10,11 +10,10 @@ import { errors as undiciErrors, upgrade as undiciUpgrade } from 'undici';
 import { GatehouseError } from '../errors.js';
 import { errorBody } from '../lib/http-errors.js';
 import type { GatewayMetrics } from '../lib/metrics.js';
-import type { Refusal } from './audit.js';
 import type { Exchange } from './exchange.js';
-import { clientResponseHeaders, underscoredHeader, upstreamRequestHeaders } from './headers.js';
-import { routeLabel, type ProxyRoute } from './routes.js';
-import type { UpstreamClients } from './upstream.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { routeLabel } from './routes.js';
+import { upstreamSpiffeId, type UpstreamClients } from './upstream.js';
 
 export interface ForwardOptions {
   upstreams: UpstreamClients;
@@ -23,18 +22,6 @@ export interface ForwardOptions {
   metrics: GatewayMetrics;
   /** The gateway's own cookies: never sent to an upstream, never set by one. */
   gatewayCookies: readonly string[];
-}
-
-/** Request hygiene the route decides: undefined when the request may go on. */
-export function requestHygiene(ex: Exchange): Refusal | undefined {
-  const name = underscoredHeader(ex.req.headers);
-  if (name === undefined || ex.route?.headersWithUnderscores === 'drop') return undefined;
-  const error = new GatehouseError('ERR_HEADER_REJECTED', `header ${JSON.stringify(name.slice(0, 64))} has an underscore in its name`);
-  return { error, reasons: ['bad-header'], extra: { 'event.reason': 'underscore-in-header-name' } };
-}
-
-function expectedId(trustDomain: string, route: ProxyRoute): string {
-  return `spiffe://${trustDomain}/ns/${route.namespace}/sa/${route.service}`;
 }
 
 function upstreamError(err: unknown): GatehouseError {
@@ -77,7 +64,7 @@ export async function forwardHttp(ex: Exchange, reply: FastifyReply, extra: Reco
   const route = ex.route!;
   const started = process.hrtime.bigint();
   try {
-    const dispatcher = o.upstreams.get({ upstream: route.upstream, expectedId: expectedId(o.trustDomain, route) });
+    const dispatcher = o.upstreams.get({ upstream: route.upstream, expectedId: upstreamSpiffeId(o.trustDomain, route) });
     const origin = new URL(route.upstream);
     const res = await dispatcher.request({
       origin: origin.origin,
@@ -123,7 +110,7 @@ export async function forwardUpgrade(ex: Exchange, socket: Duplex, head: Buffer,
   // undici writes Connection/Upgrade itself from `protocol`
   const protocol = typeof ex.req.headers.upgrade === 'string' ? ex.req.headers.upgrade : 'websocket';
   try {
-    const dispatcher = o.upstreams.get({ upstream: route.upstream, expectedId: expectedId(o.trustDomain, route) });
+    const dispatcher = o.upstreams.get({ upstream: route.upstream, expectedId: upstreamSpiffeId(o.trustDomain, route) });
     const { headers: upHeaders, socket: upstream } = await undiciUpgrade(new URL(basePathOf(origin) + ex.path! + ex.query!, origin.origin), {
       dispatcher,
       method: 'GET',

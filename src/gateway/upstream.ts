@@ -2,6 +2,7 @@
 // Over https Gatehouse presents its own certificate and trusts only its own CA.
 import type { PeerCertificate } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
+import { spiffeId, uriSubjectAltNames } from '../pki/spiffe.js';
 
 export interface UpstreamRoute {
   upstream: string;
@@ -15,14 +16,31 @@ export interface UpstreamTls {
   key: string;
 }
 
-/** Accepts the upstream only if its certificate names exactly the expected SPIFFE ID. */
+/** What names a route's upstream workload. */
+export interface UpstreamWorkload {
+  namespace: string;
+  service: string;
+}
+
+const workloadIds = new WeakMap<UpstreamWorkload, { trustDomain: string; id: string }>();
+
+/**
+ * The SPIFFE ID of a route's upstream: the token audience and the ID an https upstream must
+ * present. Asked on every request, so pki/spiffe's spiffeId (which validates) runs once per route
+ * object and trust domain; a route object replaced by a reload takes its entry with it.
+ */
+export function upstreamSpiffeId(trustDomain: string, route: UpstreamWorkload): string {
+  const hit = workloadIds.get(route);
+  if (hit !== undefined && hit.trustDomain === trustDomain) return hit.id;
+  const id = spiffeId(trustDomain, route.namespace, route.service);
+  workloadIds.set(route, { trustDomain, id });
+  return id;
+}
+
+/** Accepts the upstream only if its certificate's one URI SAN is exactly the expected SPIFFE ID. */
 export function spiffeServerIdentity(expectedId: string) {
   return (_host: string, cert: PeerCertificate): Error | undefined => {
-    const uris = (cert.subjectaltname ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s.startsWith('URI:'))
-      .map((s) => s.slice(4));
+    const uris = uriSubjectAltNames(cert.subjectaltname);
     if (uris.length === 1 && uris[0] === expectedId) return undefined;
     return new Error(`upstream certificate names ${uris.join(' ') || 'no SPIFFE ID'}, expected ${expectedId}`);
   };
