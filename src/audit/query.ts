@@ -1,6 +1,7 @@
 // queryAudit: the security team's questions over every replica's chain, merged by @timestamp.
 // Each chain is read forward from a per-replica position; the opaque cursor is those positions.
 import { GatehouseError } from '../errors.js';
+import { parseDuration } from '../lib/duration.js';
 import { text, type Store } from '../store/index.js';
 import type { AuditEvent } from '../contracts/audit.js';
 import { AUDIT_PREFIX, auditKey, chainRange, decodeRecord, parseChainKey } from './chain.js';
@@ -45,12 +46,21 @@ export interface QueryPage {
 export const TIME_SLACK_MS = 5 * 60_000;
 const PAGE = 256;
 
+/**
+ * How far back a relative time reaches: lib/duration's grammar (15m, 2h, 7d), plus weeks (2w),
+ * accepted here only: an audit question reaches back further than any configured duration, and
+ * `--since 2w` was accepted before the grammar was one.
+ */
+function relativeMs(input: string): number | undefined {
+  if (!input.endsWith('w')) return parseDuration(input);
+  const days = parseDuration(`${input.slice(0, -1)}d`);
+  return days === undefined ? undefined : days * 7;
+}
+
+/** ISO 8601 (from its date on), or a time relative to now (see relativeMs). */
 export function parseTime(input: string, nowMs: number): number {
-  const rel = /^(\d+)(ms|s|m|h|d|w)$/.exec(input.trim());
-  if (rel !== null) {
-    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[rel[2] as 'ms' | 's' | 'm' | 'h' | 'd' | 'w'];
-    return nowMs - Number(rel[1]) * unit;
-  }
+  const rel = relativeMs(input.trim());
+  if (rel !== undefined) return nowMs - rel;
   const t = Date.parse(input);
   if (!/^\d{4}-\d{2}-\d{2}/.test(input) || Number.isNaN(t)) throw new GatehouseError('ERR_BAD_REQUEST', `not a time: ${JSON.stringify(input.slice(0, 64))} (ISO 8601, or relative like 15m, 2h, 7d)`);
   return t;

@@ -60,6 +60,13 @@ describe('audit query', () => {
     assert.equal(parseTime('15m', now), now - 15 * 60_000);
     assert.equal(parseTime('2026-01-01T00:00:10Z', now), Date.UTC(2026, 0, 1, 0, 0, 10));
     assert.throws(() => parseTime('yesterday', now), (e: unknown) => isGatehouseError(e, 'ERR_BAD_REQUEST'));
+    // relative times are lib/duration's grammar, plus weeks
+    assert.equal(parseTime(' 500ms ', now), now - 500);
+    assert.equal(parseTime('7d', now), now - 7 * 86_400_000);
+    assert.equal(parseTime('2w', now), now - 14 * 86_400_000);
+    for (const bad of ['0m', '015m', '1.5h', '1h30m', 'w', '1msw', '-5m']) {
+      assert.throws(() => parseTime(bad, now), (e: unknown) => isGatehouseError(e, 'ERR_BAD_REQUEST'), bad);
+    }
     await assert.rejects(queryAudit(h.store, {}, { cursor: 'not-a-cursor' }), (e: unknown) => isGatehouseError(e, 'ERR_BAD_REQUEST'));
   });
 });
