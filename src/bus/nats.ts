@@ -1,14 +1,18 @@
 // The NATS bus: one JetStream stream holds every message, so a replica that was away replays
 // what it missed. Each subscription is the client's ordered consumer (@nats-io/jetstream: an
 // ephemeral, in-memory, no-ack consumer that the client checks for delivery gaps and missed
-// heartbeats and recreates from the last stream sequence it delivered, after a disconnect, a
-// server restart or a gap). Around it the bus keeps what the client does not:
+// heartbeats and recreates from the last stream sequence it delivered when the consumer is
+// gone or a delivery sequence is skipped; after a reconnect it only pulls again). Around it the
+// bus keeps what the client does not:
 // - a resume point (#next) that also moves past other subjects' messages while the
 //   subscription is idle, so their aging out is not mistaken for a gap;
 // - the retention check: before the first consumer and again after every recreation (the
 //   client's `reset` notification, before the new consumer's first message is handed over), a
 //   resume point older than the stream's first sequence ends the subscription with
-//   ERR_BUS_SEQUENCE_GONE; the client alone would skip what was lost without a word.
+//   ERR_BUS_SEQUENCE_GONE; the client alone would skip what was lost without a word;
+// - losses the client sees only when a later message arrives (a message delivered into a dying
+//   connection, then silence): after a reconnect, or an idle heartbeat counting more deliveries
+//   than were taken, the subscription reopens from #next.
 //
 // Works with nats-server >= 2.9.4: the ordered consumer is created with a single
 // filter_subject (filter_subjects needs 2.10).
@@ -152,6 +156,12 @@ class NatsBus implements Bus {
     this.timeoutMs = timeoutMs;
     this.clock = runtime.clock ?? systemClock;
     this.random = runtime.random ?? systemRandom;
+    void this.#watchConnection();
+  }
+
+  /** What the server delivered while the connection was down may be lost: each subscription starts over from its resume point. */
+  async #watchConnection(): Promise<void> {
+    for await (const s of this.nc.status()) if (s.type === 'reconnect') for (const sub of this.#subs) sub.reconnected();
   }
 
   get closed(): boolean {
@@ -293,12 +303,42 @@ class NatsSubscription implements Subscription {
     this.#consumer = consumer;
     this.#messages = messages;
     this.#recreated = false;
-    void this.#watchResets(messages);
+    void this.#watchStatus(messages);
   }
 
-  /** Only sets a flag, never awaits: it must see a reset before the new consumer's first message. */
-  async #watchResets(messages: ConsumerMessages): Promise<void> {
-    for await (const n of messages.status()) if (n.type === 'reset' && this.#messages === messages) this.#recreated = true;
+  /** After a reconnect: reopen from #next rather than wait for a heartbeat to show what was lost. */
+  reconnected(): void {
+    if (!this.#stopped && this.#messages !== undefined) this.#drop();
+  }
+
+  /** Never awaits: it must see a reset before the new consumer's first message. */
+  async #watchStatus(messages: ConsumerMessages): Promise<void> {
+    for await (const n of messages.status()) {
+      if (this.#messages !== messages) continue;
+      if (n.type === 'reset') this.#recreated = true;
+      // a turn of the event loop, not time: by then the loop has taken what arrived before the heartbeat
+      else if (n.type === 'heartbeat') setImmediate(() => void this.#checkDelivered(messages, n.lastConsumerSequence));
+    }
+  }
+
+  /**
+   * The client notices a lost message only when a later one arrives with a skipped delivery
+   * sequence. One delivered while the connection was going down (it still counts as delivered
+   * on the server) followed by silence would wait for the next publication. The server's idle
+   * heartbeat says how many it delivered on the current consumer: ahead of what the loop took,
+   * with the loop waiting on an empty queue, is such a loss, so start over from #next.
+   */
+  async #checkDelivered(messages: ConsumerMessages, delivered: number): Promise<void> {
+    const consumer = this.#consumer;
+    // #idle at a turn of the event loop: the loop waits on the client's queue, which is empty
+    const quiet = (): boolean => !this.#stopped && this.#idle && this.#messages === messages && this.#consumer === consumer;
+    if (consumer === undefined || !quiet()) return;
+    // the client's cached name: the consumer the heartbeat came from (heartbeats to an older one's inbox are dropped)
+    const { name } = await consumer.info(true);
+    const taken = this.#taken.consumer === name ? this.#taken.delivery : 0;
+    if (delivered <= taken || !quiet()) return;
+    // ends the loop's iteration; it reopens from #next (the retention check included)
+    this.#drop();
   }
 
   #drop(): void {
@@ -331,6 +371,8 @@ class NatsSubscription implements Subscription {
           this.#idle = true;
         }
         if (this.#stopped) return;
+        // Dropped here (a reconnect, a loss the client did not see): reopen from #next now.
+        if (this.#messages !== messages) continue;
         // The client stopped its consumer on its own (e.g. it could not recreate it): start over from #next.
         throw new GatehouseError('ERR_BUS_UNAVAILABLE', 'the ordered consumer stopped', { retryable: true });
       } catch (err) {

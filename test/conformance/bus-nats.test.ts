@@ -8,6 +8,7 @@ import { openNatsBus } from '../../src/bus/nats.js';
 import type { Bus } from '../../src/bus/types.js';
 import { startNats } from '../helpers/nats.js';
 import type { NatsServer } from '../helpers/nats.js';
+import { startTcpProxy } from '../revocation/tcp-proxy.js';
 import { runBusConformance } from './bus.js';
 
 let server: Promise<NatsServer | { skip: string }> | undefined;
@@ -53,6 +54,43 @@ runBusConformance('nats', async () => {
 });
 
 describe('nats bus', () => {
+  // Cut off without a FIN, the subscriber's connection still looks alive to the server, which
+  // delivers the next message into it: the consumer counts it delivered, the subscriber never
+  // sees it. The client's ordered consumer notices a loss only by the next message's delivery
+  // sequence, so with nothing published after it the message waited for the next publication.
+  it('a subscriber cut off silently gets the last message published meanwhile when it returns (nothing published after it)', { timeout: 60_000 }, async (t) => {
+    const s = await getServer();
+    if ('skip' in s) return t.skip(s.skip);
+    const stream = `T_${randomBytes(6).toString('hex')}`;
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(s.url).port) });
+    const publisher = await openNatsBus({ kind: 'nats', servers: [s.url], stream });
+    const away = await openNatsBus({ kind: 'nats', servers: [proxy.url], stream });
+    try {
+      const got: string[] = [];
+      const errors: Error[] = [];
+      await away.subscribe('cut.*', (m) => void got.push(new TextDecoder().decode(m.data)), { onError: (e) => errors.push(e) });
+      const until = async (n: number, ms: number): Promise<void> => {
+        const deadline = Date.now() + ms;
+        while (got.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      };
+      await publisher.publish('cut.x', 'before');
+      await until(1, 10_000);
+      assert.deepEqual(got, ['before']);
+      await proxy.cut({ silent: true });
+      await publisher.publish('cut.x', 'while away');
+      await new Promise((r) => setTimeout(r, 300));
+      await proxy.restore();
+      // pings every 2 s, 2 missed: the subscriber reconnects within ~6 s
+      await until(2, 20_000);
+      assert.deepEqual(got, ['before', 'while away']);
+      assert.deepEqual(errors.map((e) => e.message), []);
+    } finally {
+      await away.close();
+      await publisher.close();
+      await proxy.close();
+    }
+  });
+
   // The client's ordered consumer recreates itself from the last sequence it saw; if the stream
   // dropped messages meanwhile it would just go on. The bus must end such a subscription with
   // ERR_BUS_SEQUENCE_GONE (the caller then catches up from the store), never skip silently.
