@@ -78,6 +78,34 @@ describe('attack: identity headers spoofed in any spelling', () => {
     assert.equal(seen.headers.cookie, undefined, 'no session cookie upstream');
   });
 
+  it("a WebSocket upgrade gets the same request hygiene: spoofed identity replaced, the session cookie kept from the upstream", async () => {
+    b.upstream.onUpgrade = (_req, socket) => {
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    };
+    const raw = await rawExchange(
+      b,
+      head('GET', '/ws', [
+        ['Host', APP],
+        ['Cookie', `theme=dark; __Host-gatehouse=${viewer.cookie}; __Host-gatehouse-state=s`],
+        ['X-Gatehouse-User', 'root'],
+        ['x-gatehouse-roles', 'ops-admin'],
+        ['Forwarded', 'for=10.0.0.1'],
+        ['Connection', 'Upgrade, x-gatehouse-user, x-gatehouse-roles'],
+        ['Upgrade', 'websocket'],
+        ['Sec-WebSocket-Version', '13'],
+        ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='],
+      ]),
+      { listener: 'human', waitMs: 800 },
+    );
+    assert.equal(parseResponses(raw)[0]?.status, 101, raw.slice(0, 200));
+    const seen = b.upstream.seen.find((s) => s.upgrade);
+    assert.ok(seen !== undefined, 'the upstream got the upgrade');
+    assert.deepEqual(valuesOf(seen, 'x-gatehouse-user'), ['vic']);
+    assert.deepEqual(valuesOf(seen, 'x-gatehouse-roles'), ['viewer']);
+    assert.deepEqual(valuesOf(seen, 'forwarded'), []);
+    assert.deepEqual(valuesOf(seen, 'cookie'), ['theme=dark'], 'only the application cookie');
+  });
+
   it('a header name with an underscore in any position is refused (400 ERR_HEADER_REJECTED), and the upstream gets nothing', async () => {
     for (const name of ['X-Gatehouse_User', '_x-gatehouse-user', 'x-gatehouse-roles_', 'X_FORWARDED_FOR']) {
       const r = await call(b, { listener: 'human', cookie: viewer.cookie, headers: { [name]: 'root' } });
@@ -263,6 +291,27 @@ describe('attack: Host/SNI mismatch and upgrades the policy did not decide', () 
       assert.equal(codeOf(r.body), 'ERR_BAD_REQUEST', path);
     }
     assert.deepEqual(b.upstream.seen, [], 'the upstream saw nothing');
+  });
+
+  it('WebSocket smuggling: an upstream refusing the upgrade (426, 200) never leaves a raw tunnel the client can send denied requests through', async () => {
+    for (const answer of ['HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok']) {
+      b.upstream.reset();
+      b.upstream.onUpgrade = (_req, socket) => {
+        socket.write(answer);
+        // a naive proxy would now tunnel: whatever the client sends next reaches this socket
+        socket.on('data', (d: Buffer) => b.upstream.raw.push(`tunnel:${d.toString('latin1')}`));
+      };
+      const raw = await rawExchange(
+        b,
+        head('GET', '/ws', [['Host', API], ['Connection', 'Upgrade'], ['Upgrade', 'websocket'], ['Sec-WebSocket-Version', '1337'], ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ==']]) + `GET /admin/users HTTP/1.1\r\nHost: ${API}\r\n\r\n`,
+        { listener: 'service', waitMs: 1_000 },
+      );
+      const r = parseResponses(raw)[0];
+      assert.ok(b.upstream.seen.some((x) => x.upgrade), 'the upgrade reached the upstream, which refused it');
+      assert.ok(r !== undefined && r.status >= 400 && r.status !== 426, `${answer.split('\r\n')[0]}: the gateway answers its own refusal, got ${raw.slice(0, 120)}`);
+      assert.ok(!b.upstream.raw.some((x) => x.includes('/admin/')), `${answer.split('\r\n')[0]}: the denied request reached the upstream: ${JSON.stringify(b.upstream.raw)}`);
+      assert.ok(!b.upstream.seen.some((x) => x.url.startsWith('/admin')), 'no /admin request parsed upstream');
+    }
   });
 
   it(
