@@ -130,6 +130,10 @@ export const ERROR_CODES = {
   ERR_REDIRECT_REFUSED: { status: 400, summary: 'The return address is not a same-host path or a configured route host (open redirect refused).' },
   ERR_RATE_LIMITED: { status: 429, summary: 'Too many requests from this address to the login endpoints.' },
   ERR_FORWARD_AUTH_REFUSED: { status: 403, summary: 'The forward-auth endpoint answers only the configured front proxies, with X-Forwarded-Host and X-Forwarded-Uri.' },
+  ERR_ACR_INSUFFICIENT: { status: 403, summary: 'The route demands a higher assurance level (acr) than this session\'s sign-in proved.' },
+  ERR_TOTP_TOKEN_REQUIRED: { status: 403, summary: 'Enrollment needs a hardware OTP token assigned first: software seeds are off (totp.allowSoftware).' },
+  ERR_TOTP_TOKEN_NOT_ASSIGNED: { status: 409, summary: 'The OTP token is not assigned to anyone.' },
+  ERR_CREDENTIAL_NOT_FOUND: { status: 404, summary: 'The user has no security key with this id (or the prefix matches several).' },
   // audit
   ERR_AUDIT_CHAIN_BROKEN: { status: 500, summary: 'audit verify found a break in an audit chain (edited, deleted, reordered, inserted, truncated, or a bad checkpoint).' },
   ERR_AUDIT_CHAIN_FORKED: { status: 409, summary: 'Another process appended to this replica\'s audit chain, or its last record does not verify; the writer continued in a fresh chain.' },

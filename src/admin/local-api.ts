@@ -1,5 +1,6 @@
-// The local operator API: while a gateway holds the embedded store, `gatehouse policy apply`
-// and `gatehouse cert revoke` reach the store through this gateway. The credential is a random
+// The local operator API: while a gateway holds the embedded store, the CLI's store commands
+// (`policy apply`, `cert revoke`, `user ...`, `totp ...`) reach the store through this gateway,
+// each audited on this gateway's chain with the actor the CLI names. The credential is a random
 // token written 0600 next to the store at every start: whoever may read the store's folder
 // may act on it anyway, and nobody else can.
 import { randomBytes } from 'node:crypto';
@@ -15,7 +16,7 @@ import { errorBody } from '../lib/http-errors.js';
 import { parseBearer } from '../lib/bearer.js';
 import { safeEqual } from '../lib/safe-equal.js';
 import type { Bus } from '../bus/index.js';
-import { isStoreOpName, runStoreOp } from './ops.js';
+import { isStoreOpName, runAuditedOp } from './ops.js';
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
 export const OPS_PATH = '/admin/v1/ops/';
@@ -62,29 +63,42 @@ function tokenMatches(header: string | undefined, token: string): boolean {
   return b.kind === 'bearer' && safeEqual(b.token, token);
 }
 
+/** The header the CLI names its OS user and host in (`alice@bastion-1`); what the token holder says, recorded as said. */
+export const ACTOR_HEADER = 'x-gatehouse-actor';
+const ACTOR = /^[A-Za-z0-9._@-]{1,128}$/;
+
+function actorOf(header: string | string[] | undefined): string {
+  const v = Array.isArray(header) ? header[0] : header;
+  return v !== undefined && ACTOR.test(v) ? v : 'local-operator';
+}
+
 export const localOpsRoutes = fp<LocalOpsDeps>(async (app: FastifyInstance, deps) => {
   app.post<{ Params: { name: string } }>(`${OPS_PATH}:name`, { bodyLimit: 8 * 1024 * 1024 }, async (request, reply) => {
     const { name } = request.params;
-    const event = {
-      '@timestamp': new Date(deps.clock.now()).toISOString(),
-      'event.action': `admin.${name}`.slice(0, 64),
-      'source.ip': request.ip,
-      'gatehouse.request_id': request.id,
-      'gatehouse.actor': 'local-operator',
-    } as const;
     if (!tokenMatches(request.headers.authorization, deps.token)) {
       const err = new GatehouseError('ERR_ADMIN_UNAUTHORIZED');
-      deps.audit.append({ ...event, 'event.outcome': 'failure', 'gatehouse.error_code': err.code });
+      deps.audit.append({
+        '@timestamp': new Date(deps.clock.now()).toISOString(),
+        'event.action': `admin.${name}`.slice(0, 64),
+        'event.outcome': 'failure',
+        'source.ip': request.ip,
+        'gatehouse.request_id': request.id,
+        'gatehouse.actor': actorOf(request.headers[ACTOR_HEADER]),
+        'gatehouse.channel': 'local-api',
+        'gatehouse.error_code': err.code,
+      });
       return reply.status(err.status).send(errorBody(err, request.id));
     }
     if (!isStoreOpName(name)) throw new GatehouseError('ERR_NOT_FOUND', `no operation ${JSON.stringify(name.slice(0, 40))}`);
-    try {
-      const result = await runStoreOp(name, deps.store, request.body, deps.clock, { bus: deps.bus, by: 'local-operator' });
-      deps.audit.append({ ...event, 'event.outcome': 'success' });
-      return result;
-    } catch (err) {
-      deps.audit.append({ ...event, 'event.outcome': 'failure', 'gatehouse.error_code': err instanceof GatehouseError ? err.code : 'ERR_INTERNAL' });
-      throw err;
-    }
+    // one event per operation, with actor and target, from the same helper the CLI uses on the store
+    return runAuditedOp(name, deps.store, request.body, deps.clock, {
+      bus: deps.bus,
+      by: 'local-operator',
+      actor: { kind: 'cli', id: actorOf(request.headers[ACTOR_HEADER]) },
+      audit: deps.audit,
+      channel: 'local-api',
+      sourceIp: request.ip,
+      requestId: request.id,
+    });
   });
 }, { name: 'gatehouse-local-ops' });

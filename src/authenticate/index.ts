@@ -5,8 +5,9 @@ export { humanRoutes, renderRefusal, GATEWAY_PREFIX, VERIFY_PATH, type HumanRout
 export { hostOnly, originCheck, type ForwardedRequest, type ForwardedVerdict } from './http/context.js';
 export { readCookie } from './lib/cookies.js';
 export { Regulator, type RegulationPolicy } from './regulation.js';
-export { addUser, listUsers, disableUser, getUser, issueEnrollment, parseRoles, assertUserId, endSessionsOf } from './users.js';
-export { importTokens, assignToken, verifyTotp, type SealedImport } from './totp/tokens.js';
+export { addUser, listUsers, disableUser, enableUser, deleteUser, changeRoles, addRoles, removeRoles, getUser, issueEnrollment, parseRoles, assertUserId, endSessionsOf, endSessionsOfCredential } from './users.js';
+export { listAuthenticators, removeCredential, type CredentialSummary, type UserAuthenticators } from './credentials.js';
+export { importTokens, assignToken, unassignToken, verifyTotp, type SealedImport } from './totp/tokens.js';
 export { parseSeedFile, type ImportedSeed } from './totp/import.js';
 export { sealSeed, openSeed } from './totp/seed.js';
 export { factorsFor, type MfaPolicy } from './factors.js';

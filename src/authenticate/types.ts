@@ -27,6 +27,9 @@ export interface UserRecord {
   createdAt: number;
   enrolledAt?: number;
   disabledAt?: number;
+  enabledAt?: number;
+  /** sha256 of the one live enrollment link: a newer link or a finished enrollment voids every other. */
+  enrollment?: string;
 }
 
 export interface CredentialRecord {
@@ -44,6 +47,11 @@ export interface CredentialRecord {
   lastUsedAt?: number;
   /** Set when the counter went backwards (a clone is suspected). */
   lockedAt?: number;
+  /**
+   * The attestation chained to a webauthn.attestationRoots certificate at registration: the
+   * make is proven, not claimed. Absent (older records) counts as not verified.
+   */
+  attestationVerified?: boolean;
 }
 
 export type TotpAlgorithm = 'sha1' | 'sha256' | 'sha512';
@@ -64,6 +72,15 @@ export interface TotpRecord extends TotpParams {
   /** Last accepted time step: a code for this step or earlier is a replay. */
   lastStep: number;
   assignedAt: number;
+  /** hardware: an imported vendor token; software: a seed generated at enrollment (a phone app). */
+  kind?: OtpKind;
+}
+
+export type OtpKind = 'hardware' | 'software';
+
+/** Records from before `kind`: enrollment named its seeds `enrolled-<user>-…`; the rest were imported. */
+export function otpKindOf(t: Pick<TotpRecord, 'kind' | 'serial'>): OtpKind {
+  return t.kind ?? (t.serial.startsWith('enrolled-') ? 'software' : 'hardware');
 }
 
 /** An imported token waiting to be assigned. */
@@ -73,6 +90,8 @@ export interface TotpTokenRecord extends TotpParams {
   sealedSeed: string;
   importedAt: number;
   assignedTo?: string;
+  /** Last accepted step when it was unassigned: a reassignment keeps refusing codes already used. */
+  lastStep?: number;
 }
 
 export interface SessionRecord {
@@ -120,6 +139,9 @@ export interface LoginRecord {
   done: Factor[];
   credentialId?: string;
   lastWebAuthnAt?: number;
+  /** What the factors done proved (absent: not proven). */
+  keyAttested?: boolean;
+  otpHardware?: boolean;
   /** step-up: the session (hash) to refresh. */
   sessionHash?: string;
   createdAt: number;
@@ -140,6 +162,8 @@ export interface EnrollmentRecord {
   createdAt: number;
   expiresAt: number;
   webauthnDone: boolean;
+  /** The key registered in this enrollment: stored under webauthn/ only when every factor is done. */
+  pendingCredential?: CredentialRecord;
   /** A seed offered on the page, sealed, until two consecutive codes confirm it. */
   pendingSeed?: { serial: string; sealedSeed: string };
 }
@@ -159,18 +183,51 @@ export interface RegulationRecord {
   lockedUntil?: number;
 }
 
-/** RFC 8176 values a factor contributes to `amr`. */
-export const AMR: Record<Factor, string[]> = { 'webauthn-uv': ['hwk', 'user'], totp: ['otp'] };
+/** What a sign-in proved: the factors done, and whether each was proven to be hardware. */
+export interface Proofs {
+  done: readonly Factor[];
+  /** The WebAuthn credential's attestation verified to a trusted root (CredentialRecord.attestationVerified). */
+  keyAttested: boolean;
+  /** The OTP token is an imported hardware token, not a seed generated for a phone app. */
+  otpHardware: boolean;
+}
 
-/** NIST SP 800-63B level reached: both factors (hardware key with UV + hardware OTP) is AAL3. */
-export function acrOf(done: readonly Factor[]): string {
-  if (done.includes('webauthn-uv') && done.includes('totp')) return 'aal3';
-  if (done.includes('webauthn-uv')) return 'aal2';
+export type Acr = 'aal1' | 'aal2' | 'aal3';
+export const ACR_LEVELS: readonly Acr[] = ['aal1', 'aal2', 'aal3'];
+
+/**
+ * NIST SP 800-63B level reached (docs/threat-model.md, "acr and amr", is this table):
+ * aal3 only with a security key whose make was proven by attestation, with UV, plus a hardware
+ * OTP token; any WebAuthn assertion with UV is at least aal2 (a multi-factor cryptographic
+ * authenticator); an OTP code alone is aal1.
+ */
+export function acrOf(p: Proofs): Acr {
+  const key = p.done.includes('webauthn-uv');
+  const otp = p.done.includes('totp');
+  if (key && p.keyAttested && otp && p.otpHardware) return 'aal3';
+  if (key) return 'aal2';
   return 'aal1';
 }
 
-export function amrOf(done: readonly Factor[]): string[] {
+/**
+ * RFC 8176 methods, in a stable order: hwk for a key proven to be hardware, swk for one that is
+ * not (an unattested credential, a phone-app seed), user for the UV flag, otp for a code, mfa
+ * when both factors were used.
+ */
+export function amrOf(p: Proofs): string[] {
   const out: string[] = [];
-  for (const f of ['webauthn-uv', 'totp'] as const) if (done.includes(f)) out.push(...AMR[f]);
+  const add = (...m: string[]): void => {
+    for (const v of m) if (!out.includes(v)) out.push(v);
+  };
+  const key = p.done.includes('webauthn-uv');
+  const otp = p.done.includes('totp');
+  if (key) add(p.keyAttested ? 'hwk' : 'swk', 'user');
+  if (otp) add('otp', ...(p.otpHardware ? [] : ['swk']));
+  if (key && otp) add('mfa');
   return out;
+}
+
+/** a >= b in the aal order; an unknown level (an older session's) is below everything. */
+export function acrSatisfies(have: string, need: Acr): boolean {
+  return ACR_LEVELS.indexOf(have as Acr) >= ACR_LEVELS.indexOf(need);
 }

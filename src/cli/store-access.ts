@@ -1,11 +1,14 @@
 // How the CLI reaches the store for a write: directly, or, when a running gateway holds the
-// embedded store (ERR_STORE_LOCKED), through that gateway's local operator API.
+// embedded store (ERR_STORE_LOCKED), through that gateway's local operator API. Audited
+// operations are recorded with the OS user and host on either path: in a `cli-<host>` chain
+// the CLI appends to itself (operator-audit.ts), or in the gateway's chain.
 import type { GatehouseConfig } from '../config/index.js';
 import { GatehouseError, isGatehouseError, ERROR_CODES, type ErrorCode } from '../errors.js';
-import { systemClock } from '../lib/clock.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { openStore, type Store } from '../store/index.js';
-import { runStoreOp, type OpContext, type StoreOpName } from '../admin/ops.js';
-import { OPS_PATH, readAdminToken } from '../admin/local-api.js';
+import { isAuditedOp, runAuditedOp, runStoreOp, type OpContext, type StoreOpName } from '../admin/ops.js';
+import { ACTOR_HEADER, OPS_PATH, readAdminToken } from '../admin/local-api.js';
+import { cliActor, openOperatorAudit } from './operator-audit.js';
 
 /** Opens the store for one command and always closes it. */
 export async function withStore<T>(config: GatehouseConfig, fn: (s: Store) => Promise<T>): Promise<T> {
@@ -17,7 +20,7 @@ export async function withStore<T>(config: GatehouseConfig, fn: (s: Store) => Pr
   }
 }
 
-async function viaGateway(config: GatehouseConfig, name: StoreOpName, args: unknown): Promise<unknown> {
+async function viaGateway(config: GatehouseConfig, name: StoreOpName, args: unknown, actor: string): Promise<unknown> {
   if (config.store.kind !== 'embedded') throw new GatehouseError('ERR_INTERNAL', 'only the embedded store is reached through the gateway');
   const token = await readAdminToken(config.store.path);
   const { address, port } = config.listeners.admin;
@@ -26,7 +29,7 @@ async function viaGateway(config: GatehouseConfig, name: StoreOpName, args: unkn
   try {
     res = await fetch(`http://${host}:${port}${OPS_PATH}${name}`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', [ACTOR_HEADER]: actor },
       body: JSON.stringify(args),
       signal: AbortSignal.timeout(15_000),
     });
@@ -42,6 +45,12 @@ async function viaGateway(config: GatehouseConfig, name: StoreOpName, args: unkn
   return body;
 }
 
+export interface RunOpOptions {
+  /** Where GATEHOUSE_KEK may come from (the audit writer signs its checkpoint with it). */
+  env?: Readonly<Record<string, string | undefined>>;
+  clock?: Clock;
+}
+
 /** Runs a store operation; `direct` is told whether it went through a running gateway. */
 export async function runOp(
   config: GatehouseConfig,
@@ -49,24 +58,41 @@ export async function runOp(
   args: unknown,
   /** On the direct path only: what else the operation may use (e.g. the bus), closed afterwards. */
   openContext?: () => Promise<{ ctx: OpContext; close(): Promise<void> }>,
+  options: RunOpOptions = {},
 ): Promise<{ result: unknown; via: 'store' | 'gateway' }> {
+  const env = options.env ?? {};
+  const clock = options.clock ?? systemClock;
+  const actor = cliActor(env);
   let store: Store;
   try {
     store = await openStore(config.store);
   } catch (err) {
     if (isGatehouseError(err, 'ERR_STORE_LOCKED') && config.store.kind === 'embedded') {
-      return { result: await viaGateway(config, name, args), via: 'gateway' };
+      return { result: await viaGateway(config, name, args, actor.id), via: 'gateway' };
     }
     throw err;
   }
-  const extra = await openContext?.().catch(async (err: unknown) => {
-    await store.close();
-    throw err;
-  });
   try {
-    return { result: await runStoreOp(name, store, args, systemClock, extra?.ctx), via: 'store' };
+    // opened before anything changes: a store the command cannot audit to refuses the command
+    const operatorAudit = isAuditedOp(name) ? await openOperatorAudit({ config, store, clock, env }) : undefined;
+    const extra = await openContext?.().catch(async (err: unknown) => {
+      await operatorAudit?.close().catch(() => undefined);
+      throw err;
+    });
+    let result: unknown;
+    try {
+      result = operatorAudit === undefined
+        ? await runStoreOp(name, store, args, clock, extra?.ctx)
+        : await runAuditedOp(name, store, args, clock, { ...extra?.ctx, actor, audit: operatorAudit.audit, channel: 'store' });
+    } finally {
+      await extra?.close().catch(() => undefined);
+      // the event of a failed operation is flushed too; its own error wins over the flush's
+      await operatorAudit?.close().catch((err: unknown) => {
+        if (result !== undefined) throw err;
+      });
+    }
+    return { result, via: 'store' };
   } finally {
-    await extra?.close().catch(() => undefined);
     await store.close();
   }
 }

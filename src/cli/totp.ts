@@ -1,6 +1,6 @@
-// `gatehouse totp import | assign`: hardware OTP tokens from the vendor's seed file. Seeds are
-// sealed under the KEK here, in the CLI, so they never travel or rest in the clear; the file
-// itself should be deleted after import.
+// `gatehouse totp import | assign | unassign`: hardware OTP tokens from the vendor's seed file.
+// Seeds are sealed under the KEK here, in the CLI, so they never travel or rest in the clear;
+// the file itself should be deleted after import. Each command is audited with who ran it.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig } from '../config/index.js';
@@ -34,7 +34,7 @@ export const totpImportCommand: Command = {
         s.seed.fill(0);
       }
     });
-    const { result } = await runOp(config, 'totp.import', { tokens });
+    const { result } = await runOp(config, 'totp.import', { tokens }, undefined, { env: io.env });
     io.out(`imported ${(result as { imported: number }).imported} token(s): ${seeds.map((s) => s.serial).join(' ')}`);
     io.out(`assign each with: gatehouse totp assign <serial> <user>; then delete ${file}`);
     return 0;
@@ -50,10 +50,26 @@ export const totpAssignCommand: Command = {
     const [serial, user] = positionals;
     if (serial === undefined || user === undefined || positionals.length !== 2) throw usageError(this, 'name a serial and a user');
     const config = await loadConfig(String(values.config), io.env);
-    await runOp(config, 'totp.assign', { serial, user });
+    await runOp(config, 'totp.assign', { serial, user }, undefined, { env: io.env });
     io.out(`token ${serial} assigned to ${user}`);
     return 0;
   },
 };
 
-export const TOTP_COMMANDS: Command[] = [totpImportCommand, totpAssignCommand];
+export const totpUnassignCommand: Command = {
+  name: ['totp', 'unassign'],
+  summary: "Take an OTP token (imported, or an enrolled phone-app seed) from its user; their sessions end",
+  usage: 'gatehouse totp unassign <serial> [--config gatehouse.yaml]',
+  options: { ...configOption },
+  async run({ values, positionals }, io) {
+    const [serial] = positionals;
+    if (serial === undefined || positionals.length !== 1) throw usageError(this, 'name exactly one serial');
+    const config = await loadConfig(String(values.config), io.env);
+    const { result } = await runOp(config, 'totp.unassign', { serial }, undefined, { env: io.env });
+    const r = result as { user: string; kind: string; sessionsEnded: number };
+    io.out(`token ${serial} (${r.kind}) taken from ${r.user}; ${r.sessionsEnded} session(s) ended; ${r.user} needs another token to sign in (gatehouse totp assign <serial> ${r.user})`);
+    return 0;
+  },
+};
+
+export const TOTP_COMMANDS: Command[] = [totpImportCommand, totpAssignCommand, totpUnassignCommand];

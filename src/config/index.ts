@@ -135,6 +135,11 @@ const schema = obj({
     attestationRoots: list(str(), {}, []),
     challengeTtl: Duration({ minMs: 10_000, maxMs: 600_000 }, 120_000),
   })),
+  /** OTP tokens (human listener). */
+  totp: obj({
+    /** Enrollment may generate a seed for a phone app when no hardware token is assigned (sessions then reach aal2 at most). */
+    allowSoftware: withDefault(Type.Boolean(), false),
+  }, {}),
   /** Factors people must present, in order; per-role lists may only add factors. */
   mfa: obj({
     require: list(factor, { min: 1 }, ['webauthn-uv', 'totp']),
@@ -158,6 +163,8 @@ const schema = obj({
       tokenHeader: Type.Optional(str({ pattern: /^[a-z0-9-]{1,64}$/, hint: 'a lowercase header name' })),
       /** Human listener: demand a WebAuthn assertion at most this old (e.g. 5m) on this route. */
       stepUp: Type.Optional(Duration({ minMs: 10_000, maxMs: 86_400_000 })),
+      /** Human listener: the assurance level a session must have proven (docs/threat-model.md, "acr and amr"). */
+      acr: Type.Optional(oneOf('aal1', 'aal2', 'aal3')),
       /**
        * A request header whose name has an underscore: refused with 400 (default, as nginx and
        * Envoy do: CGI-style servers read X_Foo and X-Foo as one variable), or dropped.
@@ -280,6 +287,27 @@ export function parseConfig(text: string, source: string, env: Readonly<Record<s
         : {}),
     source: path.resolve(source),
   };
+}
+
+/**
+ * What a valid config may still get wrong, worded for the start-up log: settings that promise
+ * more than anything verifies. The caller prints them (config stays pure).
+ */
+export function configWarnings(c: GatehouseConfig): string[] {
+  const out: string[] = [];
+  const w = c.webauthn;
+  if (w?.allowedAAGUIDs !== undefined && !w.requireAttestation) {
+    out.push(`${c.source}: webauthn.allowedAAGUIDs is checked against the AAGUID the authenticator claims, and nothing verifies it without webauthn.requireAttestation: true (a software key can claim any model). Keys whose attestation did not verify are never hwk, and their sessions never aal3`);
+  }
+  const aal3 = c.routes.filter((r) => r.acr === 'aal3').map((r) => r.host);
+  if (aal3.length > 0 && c.listeners.human !== undefined) {
+    const why: string[] = [];
+    if ((w?.attestationRoots.length ?? 0) === 0) why.push('webauthn.attestationRoots is empty (no key can prove its make)');
+    const otp = c.mfa.require.includes('totp') || Object.values(c.mfa.roles ?? {}).some((fs) => fs.includes('totp'));
+    if (!otp) why.push('no mfa list requires totp');
+    if (why.length > 0) out.push(`${c.source}: routes ${aal3.join(', ')} demand acr aal3, which no session can reach: ${why.join('; ')}`);
+  }
+  return out;
 }
 
 export async function loadConfig(file: string, env: Readonly<Record<string, string | undefined>> = {}): Promise<GatehouseConfig> {

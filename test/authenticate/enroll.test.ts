@@ -7,7 +7,7 @@ import path from 'node:path';
 import { addUser, parseRoles, getUser } from '../../src/authenticate/index.js';
 import { text } from '../../src/store/index.js';
 import { ScureBase32Plugin } from 'otplib';
-import { errorCode, makeEnv, startGateway, totp, advance, auditEvents, LOGIN, type Env, type Gateway } from './harness.js';
+import { errorCode, makeEnv, startGateway, startRoutes, giveHardwareToken, totp, advance, auditEvents, LOGIN, type Client, type Env, type Gateway } from './harness.js';
 import { SoftAuthenticator } from './soft-authenticator.js';
 import { makeAttestationPki, type AttestationPki } from './attestation-ca.js';
 
@@ -27,26 +27,29 @@ describe('enrollment', () => {
   });
   after(async () => env?.close());
 
-  async function newUser(id: string): Promise<string> {
-    return (await addUser(env.store, { id, roles: parseRoles(['payments:ops-admin']), enrollmentTtlMs: 86_400_000 }, env.clock)).enrollment.token;
+  /** A new user with a hardware OTP token assigned (software seeds are off by default); their link's token. */
+  async function newUser(id: string, o: { token?: boolean } = {}): Promise<string> {
+    const link = (await addUser(env.store, { id, roles: parseRoles(['payments:ops-admin']), enrollmentTtlMs: 86_400_000 }, env.clock)).enrollment.token;
+    if (o.token !== false) await giveHardwareToken(env, id);
+    return link;
   }
 
-  async function register(gw: Gateway, token: string, key: SoftAuthenticator) {
+  async function register(gw: Client, token: string, key: SoftAuthenticator) {
     const o = await gw.request({ url: '/.gatehouse/enroll/webauthn/options', body: { token } });
     assert.equal(o.status, 200, o.body);
     const options = o.json<{ options: { challenge: string; rp: { id: string }; user: { id: string }; attestation: string; authenticatorSelection: { userVerification: string; residentKey: string } } }>().options;
     return { options, res: await gw.request({ url: '/.gatehouse/enroll/webauthn', body: { token, response: key.register(options, LOGIN) } }) };
   }
 
-  describe('with the default policy', () => {
-    let gw: Gateway;
+  describe('with totp.allowSoftware (a phone-app seed when no token is assigned)', () => {
+    let gw: Awaited<ReturnType<typeof startRoutes>>;
     before(async () => {
-      gw = await startGateway(env);
+      gw = await startRoutes(env, { allowSoftwareTotp: true });
     });
     after(async () => gw?.close());
 
     it('asks for direct attestation, required UV and a resident key (preferred); registers; then two consecutive codes finish it', async () => {
-      const token = await newUser('carol');
+      const token = await newUser('carol', { token: false });
       const start = await gw.request({ url: '/.gatehouse/enroll/start', body: { token } });
       assert.deepEqual(start.json(), { user: 'carol', webauthnDone: false, totp: 'required', complete: false });
       const { options, res } = await register(gw, token, new SoftAuthenticator());
@@ -80,6 +83,14 @@ describe('enrollment', () => {
       assert.equal(dump.includes(raw.toString('hex')) || dump.includes(raw.toString('base64')), false, 'hex or base64 seed in the store');
       assert.match(dump, /\/gatehouse\/totp\/carol=\{[^\n]*"sealedSeed":"v1\./);
     });
+  });
+
+  describe('with the default policy', () => {
+    let gw: Gateway;
+    before(async () => {
+      gw = await startGateway(env);
+    });
+    after(async () => gw?.close());
 
     it('refuses a security key that did not verify the user (UV=0)', async () => {
       const token = await newUser('dave');
@@ -100,7 +111,7 @@ describe('enrollment', () => {
     });
 
     it('an administrator-assigned OTP token is confirmed with its codes instead of a new seed', async () => {
-      const token = await newUser('frank');
+      const token = await newUser('frank', { token: false });
       const { importTokens, sealSeed } = await import('../../src/authenticate/index.js');
       const { loadKek } = await import('../../src/tokens/index.js');
       const kek = await loadKek({ file: path.join(env.dir, 'certs', 'kek'), env: {} });
@@ -110,7 +121,7 @@ describe('enrollment', () => {
       await assignToken(env.store, 'HW-0001', 'frank', env.clock);
       await register(gw, token, new SoftAuthenticator());
       const t = await gw.request({ url: '/.gatehouse/enroll/totp/options', body: { token } });
-      assert.deepEqual(t.json(), { serial: 'HW-0001', assigned: true });
+      assert.deepEqual(t.json(), { serial: 'HW-0001', assigned: true, kind: 'hardware' });
       const now = env.clock.now();
       const ok = await gw.request({ url: '/.gatehouse/enroll/totp', body: { token, code1: totp(seed, now - 30_000), code2: totp(seed, now) } });
       assert.equal(ok.status, 200, ok.body);

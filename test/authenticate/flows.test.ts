@@ -4,7 +4,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SESSION_COOKIE, STATE_COOKIE } from '../../src/authenticate/index.js';
-import { errorCode as code, makeEnv, startGateway, enroll, login, jar, advance, LOGIN, type Env, type Gateway, type Enrolled } from './harness.js';
+import { errorCode as code, makeEnv, startGateway, enroll, attestedKey, login, jar, advance, LOGIN, type Env, type Gateway, type Enrolled } from './harness.js';
 
 describe('redirects, step-up, forward-auth', () => {
   let env: Env;
@@ -14,7 +14,7 @@ describe('redirects, step-up, forward-auth', () => {
   before(async () => {
     env = await makeEnv();
     gw = await startGateway(env, { login: 'login: { rateLimit: { max: 10000, window: 1m }, forwardAuth: { trustedProxies: ["127.0.0.1"] } }' });
-    u = await enroll(env, gw, 'alice', ['payments:ops-admin']);
+    u = await enroll(env, gw, 'alice', ['payments:ops-admin'], attestedKey(env));
   });
   after(async () => {
     await gw?.close();

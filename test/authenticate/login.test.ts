@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import { text } from '../../src/store/index.js';
 import { SESSION_COOKIE, LOGIN_COOKIE } from '../../src/authenticate/index.js';
-import { makeEnv, startGateway, enroll, login, jar, totp, advance, auditEvents, LOGIN, type Env, type Gateway, type Enrolled } from './harness.js';
+import { makeEnv, startGateway, enroll, attestedKey, login, jar, totp, advance, auditEvents, LOGIN, type Env, type Gateway, type Enrolled } from './harness.js';
 
 describe('login (WebAuthn + TOTP) and the human listener', () => {
   let env: Env;
@@ -15,7 +15,8 @@ describe('login (WebAuthn + TOTP) and the human listener', () => {
   before(async () => {
     env = await makeEnv();
     gw = await startGateway(env);
-    alice = await enroll(env, gw, 'alice', ['payments:ops-admin']);
+    // a key whose attestation verifies, and a hardware OTP token: what aal3 needs
+    alice = await enroll(env, gw, 'alice', ['payments:ops-admin'], attestedKey(env));
   });
   after(async () => {
     await gw?.close();
@@ -51,7 +52,7 @@ describe('login (WebAuthn + TOTP) and the human listener', () => {
     assert.equal(me.status, 200, me.body);
     const view = me.json<{ user: string; amr: string[]; acr: string; roles: Record<string, string[]> }>();
     assert.equal(view.user, 'alice');
-    assert.deepEqual(view.amr, ['hwk', 'user', 'otp']);
+    assert.deepEqual(view.amr, ['hwk', 'user', 'otp', 'mfa']);
     assert.equal(view.acr, 'aal3');
     const dump = (await env.store.range({ prefix: '/gatehouse/' })).kvs.map((kv) => text(kv.key) + text(kv.value)).join('\n');
     assert.equal(dump.includes(id), false, 'the session id itself must never be stored');
@@ -73,7 +74,7 @@ describe('login (WebAuthn + TOTP) and the human listener', () => {
     const claims = decodeJwt(echo.headers.authorization!.replace(/^Bearer /, ''));
     assert.equal(claims.sub, 'alice');
     assert.equal(claims.aud, 'spiffe://example.org/ns/payments/sa/api');
-    assert.deepEqual(claims.amr, ['hwk', 'otp', 'user']);
+    assert.deepEqual(claims.amr, ['hwk', 'mfa', 'otp', 'user']);
     assert.equal(claims.acr, 'aal3');
     assert.equal(claims.sid, echo.headers['x-gatehouse-sid']);
     assert.deepEqual(claims.roles, ['ops-admin']);

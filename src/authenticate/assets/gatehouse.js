@@ -20,6 +20,8 @@
     ERR_TOTP_INVALID: 'OTP code: wrong or expired. Enter the code your token shows now.',
     ERR_TOTP_REPLAY: 'OTP code: this code was already used. Wait for the next code and enter that.',
     ERR_TOTP_NOT_ENROLLED: 'OTP code: no OTP token is assigned to you. Contact your administrator.',
+    ERR_TOTP_TOKEN_REQUIRED: 'OTP token: none is assigned to you yet. Ask your administrator for a hardware OTP token, then open this link again.',
+    ERR_ACR_INSUFFICIENT: 'Security key: this needs the key you signed in with (one whose make was verified). Use that key, or sign in again.',
     ERR_USER_LOCKED: 'Too many failed attempts: your account is locked for 15 minutes.',
     ERR_USER_DISABLED: 'Your account is disabled. Contact your administrator.',
     ERR_LOGIN_EXPIRED: 'The sign-in took too long. Start again.',

@@ -36,6 +36,11 @@ export interface HumanRoutesOptions {
   attestation: AttestationPolicy;
   challengeTtlMs: number;
   mfa: MfaPolicy;
+  /**
+   * totp.allowSoftware: enrollment may generate a seed for a phone app when no hardware token is
+   * assigned (such sessions are at most aal2). Absent: false.
+   */
+  allowSoftwareTotp?: boolean;
   pendingTtlMs: number;
   sessionAbsoluteMs: number;
   rateLimit: { max: number; windowMs: number };

@@ -136,13 +136,17 @@ export function loginRoutes(app: FastifyInstance, c: HumanContext, limited: obje
     const { login } = s;
     const user = s.user?.value;
     if (user === undefined || user.status !== 'active') throw new GatehouseError('ERR_USER_DISABLED');
+    // The key must still be the user's (removed since the WebAuthn step: the user record, compared below, says so)
+    if (login.credentialId !== undefined && !(user.credentialIds ?? []).includes(login.credentialId)) throw new GatehouseError('ERR_WEBAUTHN_UNKNOWN_CREDENTIAL', `expected a credential of ${user.id}, got one removed meanwhile`);
     const host = c.hostOf(req);
+    // acr and amr say only what was proven: attestation for the key, an imported token for the OTP
+    const proofs = { done: login.done, keyAttested: login.keyAttested === true, otpHardware: login.otpHardware === true };
     const session = c.sessions.draft(
       {
         userId: user.id,
         roles: user.roles,
-        amr: amrOf(login.done),
-        acr: acrOf(login.done),
+        amr: amrOf(proofs),
+        acr: acrOf(proofs),
         credentialId: login.credentialId ?? '',
         lastWebAuthnAt: login.lastWebAuthnAt ?? 0,
         host,
@@ -245,11 +249,11 @@ export function loginRoutes(app: FastifyInstance, c: HumanContext, limited: obje
       return proceed(req, reply, {
         pending,
         bound,
-        login: { ...login, done: [...login.done, 'webauthn-uv'], credentialId: credential.id, lastWebAuthnAt: at },
+        login: { ...login, done: [...login.done, 'webauthn-uv'], credentialId: credential.id, lastWebAuthnAt: at, keyAttested: credential.attestationVerified === true },
         user,
         writes: assertion.writes,
         sessionLease,
-        onCommit: () => c.event(req, 'authentication.webauthn', 'success', { 'user.id': login.username, 'gatehouse.credential_id': credential.id, 'gatehouse.aaguid': credential.aaguid }),
+        onCommit: () => c.event(req, 'authentication.webauthn', 'success', { 'user.id': login.username, 'gatehouse.credential_id': credential.id, 'gatehouse.aaguid': credential.aaguid, 'gatehouse.attestation_verified': credential.attestationVerified === true }),
       });
     });
   });
@@ -275,15 +279,15 @@ export function loginRoutes(app: FastifyInstance, c: HumanContext, limited: obje
         await factorFailed(req, login.username, 'totp', err);
         throw err;
       }
-      const { serial } = accepted;
+      const { serial, kind } = accepted;
       return proceed(req, reply, {
         pending,
         bound,
-        login: { ...login, done: [...login.done, 'totp'] },
+        login: { ...login, done: [...login.done, 'totp'], otpHardware: kind === 'hardware' },
         user,
         writes: accepted.writes,
         sessionLease,
-        onCommit: () => c.event(req, 'authentication.totp', 'success', { 'user.id': login.username, 'gatehouse.totp_serial': serial }),
+        onCommit: () => c.event(req, 'authentication.totp', 'success', { 'user.id': login.username, 'gatehouse.totp_serial': serial, 'gatehouse.totp_kind': kind }),
       });
     });
   });

@@ -17,7 +17,9 @@ import { clearCookie, readCookie, serializeCookie } from '../lib/cookies.js';
 import { safeReturnTo } from '../redirect.js';
 import { getUser } from '../users.js';
 import { finishAuthentication, startAuthentication } from '../webauthn/authentication.js';
-import { HANDOFFS_PREFIX, LOGINS_PREFIX, LOGIN_COOKIE, SESSION_COOKIE, STATE_COOKIE, type HandoffRecord, type LoginRecord } from '../types.js';
+import { CREDENTIALS_PREFIX, HANDOFFS_PREFIX, LOGINS_PREFIX, LOGIN_COOKIE, SESSION_COOKIE, STATE_COOKIE, type CredentialRecord, type HandoffRecord, type LoginRecord } from '../types.js';
+import type { SessionView } from '../sessions.js';
+import type { Store } from '../../store/index.js';
 import { createContext, PAGE_HEADERS, sendHtml, wantsHtml, type HumanContext, type HumanRoutesOptions } from './context.js';
 import { RETURN_TO_BODY, WEBAUTHN_BODY } from './bodies.js';
 import { enrollPage, errorPage, loggedOutPage, loginPage, logoutPage, stepUpPage, ASSET_PREFIX } from './pages.js';
@@ -47,11 +49,27 @@ const NEXT_STEP: Partial<Record<string, { title: string; next: string }>> = {
   ERR_LOGIN_EXPIRED: { title: 'Sign-in expired', next: 'Go back to the application and sign in again.' },
   ERR_SESSION_EXPIRED: { title: 'Session ended', next: 'Sign in again.' },
   ERR_ROUTE_NOT_FOUND: { title: 'Unknown application', next: 'Check the address.' },
+  ERR_ACR_INSUFFICIENT: {
+    title: 'Stronger sign-in needed',
+    next: 'This application needs a sign-in with a security key whose make Gatehouse verified and a hardware OTP token. Sign out and sign in with those, or ask your administrator to enroll them.',
+  },
 };
 
 export function renderRefusal(reply: FastifyReply, err: GatehouseError, requestId: string): FastifyReply {
   const n = NEXT_STEP[err.code] ?? { title: 'Request refused', next: 'Try again, or contact your administrator with the code below.' };
   return sendHtml(reply.headers(PAGE_HEADERS).header('cache-control', 'no-store'), err.status, errorPage({ title: n.title, code: err.code, message: err.message, next: n.next, requestId }));
+}
+
+/** The keys a step-up may use: for a session whose key was proven hardware (hwk), only such keys. */
+async function stepUpCredentials(store: Store, view: SessionView): Promise<string[]> {
+  const user = await getUser(store, view.userId);
+  const ids = user?.credentialIds ?? [];
+  if (!view.amr.includes('hwk')) return ids;
+  const out: string[] = [];
+  for (const id of ids) if ((await readRecord<CredentialRecord>(store, CREDENTIALS_PREFIX + id))?.value.attestationVerified === true) out.push(id);
+  // an empty list would let the browser offer any key: say so now (a session from before keys recorded their attestation)
+  if (out.length === 0) throw new GatehouseError('ERR_ACR_INSUFFICIENT', 'none of your security keys proved its make, as this session claims: sign in again');
+  return out;
 }
 
 export interface HumanRoutes {
@@ -148,8 +166,7 @@ export async function humanRoutes(app: FastifyInstance, options: HumanRoutesOpti
       const lease = await c.store.grant(ttlSeconds(c.pendingTtlMs));
       await c.store.put(LOGINS_PREFIX + bound, JSON.stringify(login), { lease: lease.id });
       void reply.header('set-cookie', serializeCookie(LOGIN_COOKIE, loginId, { maxAge: c.pendingTtlMs / 1000 }));
-      const user = await getUser(c.store, view.userId);
-      const options = await startAuthentication({ store: c.store, clock: c.clock, rp: c.rp, purpose: 'step-up', userId: view.userId, bound, challengeTtlMs: c.challengeTtlMs, credentialIds: user?.credentialIds ?? [] });
+      const options = await startAuthentication({ store: c.store, clock: c.clock, rp: c.rp, purpose: 'step-up', userId: view.userId, bound, challengeTtlMs: c.challengeTtlMs, credentialIds: await stepUpCredentials(c.store, view) });
       return { options };
     });
 
@@ -173,6 +190,11 @@ export async function humanRoutes(app: FastifyInstance, options: HumanRoutesOpti
           if (await c.regulator.fail(view.userId)) c.event(req, 'authentication.lockout', 'failure', { 'user.id': view.userId, 'event.kind': 'alert', 'event.severity': 5 });
         }
         throw err;
+      }
+      // The fresh assertion must prove at least what the session claims (an attested key for an hwk session)
+      if (view.amr.includes('hwk') && result.credential.attestationVerified !== true) {
+        c.event(req, 'authentication.step_up', 'failure', { 'user.id': view.userId, 'gatehouse.sid': view.sid, 'gatehouse.error_code': 'ERR_ACR_INSUFFICIENT' });
+        throw new GatehouseError('ERR_ACR_INSUFFICIENT', 'expected a security key whose attestation verified (as at sign-in), got one without');
       }
       if ((await consumeRecord<LoginRecord>(c.store, LOGINS_PREFIX + bound)) === undefined) throw new GatehouseError('ERR_LOGIN_EXPIRED');
       await c.sessions.markWebAuthn(view.hash, result.at);
@@ -268,6 +290,7 @@ export async function humanRoutes(app: FastifyInstance, options: HumanRoutesOpti
           return reply.redirect(`/.gatehouse/step-up?rd=${encodeURIComponent(target)}`, 303);
         case 'ERR_POLICY_DENIED':
         case 'ERR_USER_DISABLED':
+        case 'ERR_ACR_INSUFFICIENT':
           return renderRefusal(reply, error, req.id);
         default:
           return undefined;

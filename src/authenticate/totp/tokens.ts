@@ -5,10 +5,11 @@
 import type { KeyObject } from 'node:crypto';
 import { GatehouseError } from '../../errors.js';
 import type { Clock } from '../../lib/clock.js';
-import { type Store, type TxnOp } from '../../store/index.js';
+import { rangePages, type Store, type TxnOp } from '../../store/index.js';
 import { CONFLICT, retryOnConflict } from '../../store/update.js';
-import { commit, readRecord, unchanged, type Writes } from '../lib/records.js';
-import { TOTP_PREFIX, TOTP_TOKENS_PREFIX, USERS_PREFIX, type TotpParams, type TotpRecord, type TotpTokenRecord } from '../types.js';
+import { commit, parseRecord, readRecord, unchanged, type Writes } from '../lib/records.js';
+import { endSessionsOf, returned } from '../users.js';
+import { TOTP_PREFIX, TOTP_TOKENS_PREFIX, USERS_PREFIX, otpKindOf, type OtpKind, type TotpParams, type TotpRecord, type TotpTokenRecord } from '../types.js';
 import { matchStep } from './codes.js';
 import { openSeed } from './seed.js';
 
@@ -32,27 +33,72 @@ export async function importTokens(store: Store, tokens: readonly SealedImport[]
   return { imported: tokens.length };
 }
 
-/** Gives an imported token to a user (replacing any token they had). */
+/**
+ * Gives an imported token to a user. A hardware token they held before goes back to the pool;
+ * the token keeps its last used step, so codes already accepted stay refused.
+ */
 export async function assignToken(store: Store, serial: string, userId: string, clock: Clock): Promise<TotpRecord> {
-  const token = await readRecord<TotpTokenRecord>(store, TOTP_TOKENS_PREFIX + serial);
-  if (token === undefined) throw new GatehouseError('ERR_TOTP_TOKEN_UNKNOWN', `no imported token ${serial}`);
-  if (token.value.assignedTo !== undefined) throw new GatehouseError('ERR_TOTP_TOKEN_ASSIGNED', `token ${serial} is assigned to ${token.value.assignedTo}`);
-  const user = await store.get(USERS_PREFIX + userId);
-  if (user === undefined) throw new GatehouseError('ERR_USER_NOT_FOUND', `no user ${userId}`);
-  const t = token.value;
-  const record: TotpRecord = { format: 1, userId, serial, sealedSeed: t.sealedSeed, digits: t.digits, period: t.period, algorithm: t.algorithm, lastStep: 0, assignedAt: clock.now() };
-  const r = await store.txn(
-    [
-      { key: TOTP_TOKENS_PREFIX + serial, target: 'modRevision', op: '==', value: token.modRevision },
-      { key: USERS_PREFIX + userId, target: 'version', op: '>', value: 0 },
-    ],
-    [
+  return retryOnConflict('OTP token assignment', async () => {
+    const token = await readRecord<TotpTokenRecord>(store, TOTP_TOKENS_PREFIX + serial);
+    if (token === undefined) throw new GatehouseError('ERR_TOTP_TOKEN_UNKNOWN', `no imported token ${serial}`);
+    if (token.value.assignedTo !== undefined) throw new GatehouseError('ERR_TOTP_TOKEN_ASSIGNED', `token ${serial} is assigned to ${token.value.assignedTo}`);
+    const user = await store.get(USERS_PREFIX + userId);
+    if (user === undefined) throw new GatehouseError('ERR_USER_NOT_FOUND', `no user ${userId}`);
+    const held = await readRecord<TotpRecord>(store, TOTP_PREFIX + userId);
+    const before = held !== undefined && otpKindOf(held.value) === 'hardware' ? await readRecord<TotpTokenRecord>(store, TOTP_TOKENS_PREFIX + held.value.serial) : undefined;
+    const t = token.value;
+    const record: TotpRecord = { format: 1, userId, serial, sealedSeed: t.sealedSeed, digits: t.digits, period: t.period, algorithm: t.algorithm, lastStep: t.lastStep ?? 0, assignedAt: clock.now(), kind: 'hardware' };
+    const ops: TxnOp[] = [
       { op: 'put', key: TOTP_TOKENS_PREFIX + serial, value: JSON.stringify({ ...t, assignedTo: userId }) },
       { op: 'put', key: TOTP_PREFIX + userId, value: JSON.stringify(record) },
-    ],
-  );
-  if (!r.succeeded) throw new GatehouseError('ERR_TOTP_TOKEN_ASSIGNED', `token ${serial} changed while assigning; try again`);
-  return record;
+    ];
+    if (before !== undefined && before.value.assignedTo === userId) ops.push({ op: 'put', key: TOTP_TOKENS_PREFIX + before.value.serial, value: JSON.stringify(returned(before.value, held?.value)) });
+    const compares = [
+      unchanged(TOTP_TOKENS_PREFIX + serial, token),
+      { key: USERS_PREFIX + userId, target: 'version' as const, op: '>' as const, value: 0 },
+      unchanged(TOTP_PREFIX + userId, held),
+      ...(before !== undefined ? [unchanged(TOTP_TOKENS_PREFIX + before.value.serial, before)] : []),
+    ];
+    return (await commit(store, { compares, ops })) === undefined ? CONFLICT : record;
+  }, { exhausted: () => new GatehouseError('ERR_TOTP_TOKEN_ASSIGNED', `token ${serial} changed while assigning; try again`) });
+}
+
+/**
+ * Takes a token (imported, or a phone-app seed, by serial) from its user: the user has no OTP
+ * token until another is assigned, and every session of theirs ends (it was proven with it).
+ * An imported token goes back to the pool keeping its last used step.
+ */
+export async function unassignToken(store: Store, serial: string): Promise<{ serial: string; user: string; kind: OtpKind; sessionsEnded: number }> {
+  const done = await retryOnConflict('OTP token unassignment', async () => {
+    const token = await readRecord<TotpTokenRecord>(store, TOTP_TOKENS_PREFIX + serial);
+    const userId = token !== undefined ? token.value.assignedTo : await softwareHolder(store, serial);
+    if (userId === undefined) {
+      if (token !== undefined) throw new GatehouseError('ERR_TOTP_TOKEN_NOT_ASSIGNED', `token ${serial} is not assigned to anyone`);
+      throw new GatehouseError('ERR_TOTP_TOKEN_UNKNOWN', `no imported token or enrolled seed ${serial}`);
+    }
+    const held = await readRecord<TotpRecord>(store, TOTP_PREFIX + userId);
+    const ops: TxnOp[] = [];
+    if (held?.value.serial === serial) ops.push({ op: 'delete', key: TOTP_PREFIX + userId });
+    if (token !== undefined) ops.push({ op: 'put', key: TOTP_TOKENS_PREFIX + serial, value: JSON.stringify(returned(token.value, held?.value)) });
+    const compares = [unchanged(TOTP_PREFIX + userId, held), ...(token !== undefined ? [unchanged(TOTP_TOKENS_PREFIX + serial, token)] : [])];
+    return (await commit(store, { compares, ops })) === undefined ? CONFLICT : { userId, kind: token !== undefined ? ('hardware' as const) : ('software' as const) };
+  });
+  return { serial, user: done.userId, kind: done.kind, sessionsEnded: await endSessionsOf(store, done.userId) };
+}
+
+/** Who holds the enrolled (phone-app) seed with this serial: a scan of totp/, for commands only. */
+async function softwareHolder(store: Store, serial: string): Promise<string | undefined> {
+  for await (const page of rangePages(store, { prefix: TOTP_PREFIX }, { limit: 500 })) {
+    for (const kv of page) {
+      try {
+        const t = parseRecord<TotpRecord>(kv);
+        if (t.serial === serial) return t.userId;
+      } catch {
+        // an unreadable record names nobody
+      }
+    }
+  }
+  return undefined;
 }
 
 export interface VerifyTotpOptions {
@@ -77,7 +123,7 @@ export async function verifyTotp(o: VerifyTotpOptions): Promise<{ step: number; 
  * Checks the code; commits nothing. `writes` records its step as the last accepted one,
  * guarded by the token record being as read: of two commits for the same step, one fails.
  */
-export async function checkTotp(o: VerifyTotpOptions): Promise<{ step: number; serial: string; writes: Writes }> {
+export async function checkTotp(o: VerifyTotpOptions): Promise<{ step: number; serial: string; kind: OtpKind; writes: Writes }> {
   const key = TOTP_PREFIX + o.userId;
   const current = await readRecord<TotpRecord>(o.store, key);
   // The user must hold a token
@@ -94,5 +140,5 @@ export async function checkTotp(o: VerifyTotpOptions): Promise<{ step: number; s
   if (step === undefined) throw new GatehouseError('ERR_TOTP_INVALID', `expected the code of token ${t.serial} for now ±1 step, got another`);
   // Its step must come after the last accepted one (a code is good once)
   if (step <= t.lastStep) throw new GatehouseError('ERR_TOTP_REPLAY', `expected a time step after ${t.lastStep}, got ${step}`);
-  return { step, serial: t.serial, writes: { compares: [unchanged(key, current)], ops: [{ op: 'put', key, value: JSON.stringify({ ...t, lastStep: step }) }] } };
+  return { step, serial: t.serial, kind: otpKindOf(t), writes: { compares: [unchanged(key, current)], ops: [{ op: 'put', key, value: JSON.stringify({ ...t, lastStep: step }) }] } };
 }

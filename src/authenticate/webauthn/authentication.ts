@@ -10,7 +10,7 @@ import { type Store } from '../../store/index.js';
 import { CONFLICT, retryOnConflict } from '../../store/update.js';
 import { issueChallenge, takeChallenge } from '../challenges.js';
 import { commit, readRecord, unchanged, type Writes } from '../lib/records.js';
-import { CREDENTIALS_PREFIX, type ChallengeRecord, type CredentialRecord } from '../types.js';
+import { CREDENTIALS_PREFIX, USERS_PREFIX, type ChallengeRecord, type CredentialRecord, type UserRecord } from '../types.js';
 import { b64url, checkAuthenticatorData, checkOrigin, isRecord, libraryRefusal, readClientData, type RelyingParty } from './common.js';
 
 export interface StartAuthenticationOptions {
@@ -74,9 +74,10 @@ export async function verifyAssertion(o: FinishAuthenticationOptions): Promise<A
   try {
     checkOrigin(o.rp, clientData.origin);
     if (!/^[A-Za-z0-9_-]{16,1364}$/.test(credentialId)) throw new GatehouseError('ERR_WEBAUTHN_UNKNOWN_CREDENTIAL', 'expected a registered credential id, got a malformed one');
-    stored = await readRecord<CredentialRecord>(o.store, CREDENTIALS_PREFIX + credentialId);
-    // The credential must be registered to this user
-    if (stored === undefined || stored.value.userId !== o.userId) throw new GatehouseError('ERR_WEBAUTHN_UNKNOWN_CREDENTIAL', `expected a credential of ${o.userId}, got an unknown one`);
+    const [record, owner] = await Promise.all([readRecord<CredentialRecord>(o.store, CREDENTIALS_PREFIX + credentialId), readRecord<UserRecord>(o.store, USERS_PREFIX + o.userId)]);
+    stored = record;
+    // The credential must be registered to this user, and the user must still list it (a removed key, a deleted user's leftovers)
+    if (stored === undefined || stored.value.userId !== o.userId || !(owner?.value.credentialIds ?? []).includes(credentialId)) throw new GatehouseError('ERR_WEBAUTHN_UNKNOWN_CREDENTIAL', `expected a credential of ${o.userId}, got an unknown one`);
     // It must not be locked
     if (stored.value.lockedAt !== undefined) throw new GatehouseError('ERR_WEBAUTHN_CREDENTIAL_LOCKED', 'expected an unlocked credential, got one locked after a counter regression');
     counter = checkAuthenticatorData(o.rp, b64url(inner.authenticatorData, 'authenticatorData')).counter;

@@ -1,4 +1,5 @@
 // WebAuthn registration (enrollment), one function per ceremony step (W3C WebAuthn L3 §7.1).
+// The result is not stored here: enrollment stores it with its other factor, in one transaction.
 import type { X509Certificate } from 'node:crypto';
 import { generateRegistrationOptions, verifyRegistrationResponse, type PublicKeyCredentialCreationOptionsJSON, type RegistrationResponseJSON } from '@simplewebauthn/server';
 import { decodeAttestationObject } from '@simplewebauthn/server/helpers';
@@ -11,9 +12,10 @@ import { verifyAttestationTrust } from './attestation-trust.js';
 import { b64url, checkAuthenticatorData, checkOrigin, isRecord, libraryRefusal, readClientData, type RelyingParty } from './common.js';
 
 export interface AttestationPolicy {
-  /** Lowercase AAGUIDs that may enroll; undefined: any model. */
+  /** Lowercase AAGUIDs that may enroll; undefined: any model. Without attestation this is the authenticator's own claim. */
   allowedAAGUIDs: readonly string[] | undefined;
   requireAttestation: boolean;
+  /** Attestation roots: a statement that chains to one marks the credential as proven hardware (hwk). */
   roots: readonly X509Certificate[];
 }
 
@@ -52,7 +54,7 @@ export interface FinishRegistrationOptions extends Omit<StartRegistrationOptions
   response: unknown;
 }
 
-/** Verifies the new credential and stores it; the result is what was persisted. */
+/** Verifies the new credential; the result is what enrollment must persist once every factor is done. */
 export async function finishRegistration(o: FinishRegistrationOptions): Promise<CredentialRecord> {
   if (!isRecord(o.response) || !isRecord(o.response.response) || typeof o.response.id !== 'string') throw new GatehouseError('ERR_WEBAUTHN_INVALID', 'expected a PublicKeyCredential JSON object');
   const inner = o.response.response;
@@ -89,8 +91,9 @@ export async function finishRegistration(o: FinishRegistrationOptions): Promise<
   // The attestation statement's signature must verify
   if (!verified.verified) throw new GatehouseError('ERR_WEBAUTHN_INVALID', 'expected a verifying attestation statement');
   const info = verified.registrationInfo;
-  // With requireAttestation the statement must chain to a trusted root
-  if (o.policy.requireAttestation) verifyAttestationTrust(attestationObject, o.policy.roots, o.clock.now());
+  // With requireAttestation the statement must chain to a trusted root; without, a chain that
+  // does is still the only thing that proves the make (the AAGUID alone is the key's own claim)
+  const attestationVerified = attested(attestationObject, o.policy, o.clock.now());
   const transports = Array.isArray(inner.transports) ? (inner.transports as unknown[]).filter((t): t is string => typeof t === 'string' && t.length < 32).slice(0, 8) : undefined;
   const record: CredentialRecord = {
     format: 1,
@@ -102,13 +105,26 @@ export async function finishRegistration(o: FinishRegistrationOptions): Promise<
     fmt: info.fmt,
     ...(transports !== undefined ? { transports } : {}),
     createdAt: o.clock.now(),
+    attestationVerified,
   };
-  try {
-    await o.store.put(CREDENTIALS_PREFIX + record.id, JSON.stringify(record), { ifAbsent: true });
-  } catch (cause) {
-    throw new GatehouseError('ERR_WEBAUTHN_INVALID', 'expected a new credential id, got one already registered', { cause });
-  }
+  // The credential id must be new (checked again when enrollment stores it)
+  if ((await o.store.get(CREDENTIALS_PREFIX + record.id)) !== undefined) throw new GatehouseError('ERR_WEBAUTHN_INVALID', 'expected a new credential id, got one already registered');
   return record;
+}
+
+function attested(attestationObject: Uint8Array<ArrayBuffer>, policy: AttestationPolicy, now: number): boolean {
+  if (policy.requireAttestation) {
+    verifyAttestationTrust(attestationObject, policy.roots, now);
+    return true;
+  }
+  if (policy.roots.length === 0) return false;
+  try {
+    verifyAttestationTrust(attestationObject, policy.roots, now);
+    return true;
+  } catch (err) {
+    if (err instanceof GatehouseError && err.code === 'ERR_WEBAUTHN_ATTESTATION') return false;
+    throw err;
+  }
 }
 
 export function aaguidString(bytes: Uint8Array): string {
