@@ -101,10 +101,15 @@ export async function listUsers(store: Store): Promise<UserRecord[]> {
   }
 }
 
-/** Marks the user disabled and revokes the lease of every session they hold. */
+/** Marks the user disabled, voids their enrollment link and revokes the lease of every session they hold. */
 export async function disableUser(store: Store, id: string, clock: Clock): Promise<{ user: UserRecord; sessionsEnded: number }> {
   assertUserId(id);
-  const user = await updateRecord<UserRecord>(store, USERS_PREFIX + id, (u) => (u.status === 'disabled' ? undefined : { ...u, status: 'disabled', disabledAt: clock.now() }));
+  const user = await updateRecord<UserRecord>(store, USERS_PREFIX + id, (u) => {
+    if (u.status === 'disabled') return undefined;
+    // a link issued before must not work again once they are enabled: they get a new one
+    const { enrollment: _void, ...rest } = u;
+    return { ...rest, status: 'disabled', disabledAt: clock.now() };
+  });
   if (user === undefined) throw new GatehouseError('ERR_USER_NOT_FOUND', `no user ${id}`);
   return { user, sessionsEnded: await endSessionsOf(store, id) };
 }

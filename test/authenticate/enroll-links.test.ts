@@ -118,6 +118,17 @@ describe('enrollment links and the keys they store', () => {
     }
   });
 
+  it('a link issued before a user was disabled does not work once they are enabled again', async () => {
+    const { enrollment } = await addUser(env.store, { id: 'uma', roles: parseRoles(['payments:ops-admin']), enrollmentTtlMs: 86_400_000 }, env.clock);
+    await giveHardwareToken(env, 'uma');
+    await runStoreOp('user.disable', env.store, { id: 'uma' }, env.clock);
+    await runStoreOp('user.enable', env.store, { id: 'uma' }, env.clock);
+    assert.equal((await getUser(env.store, 'uma'))?.status, 'pending');
+    assert.equal(errorCode(await gw.request({ url: '/.gatehouse/enroll/start', body: { token: enrollment.token } })), 'ERR_ENROLLMENT_INVALID');
+    const fresh = (await runStoreOp('user.enroll', env.store, { id: 'uma', enrollmentTtlMs: 86_400_000 }, env.clock)) as { token: string };
+    assert.equal((await gw.request({ url: '/.gatehouse/enroll/start', body: { token: fresh.token } })).status, 200);
+  });
+
   it('a link of a user who was deleted and added again under the same id does not work for the new user', async () => {
     const { enrollment: old } = await addUser(env.store, { id: 'tara', roles: parseRoles(['payments:ops-admin']), enrollmentTtlMs: 86_400_000 }, env.clock);
     await runStoreOp('user.delete', env.store, { id: 'tara' }, env.clock);
