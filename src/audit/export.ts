@@ -152,18 +152,56 @@ export async function connectSyslog(target: SyslogTarget): Promise<SyslogConnect
   });
   socket.setTimeout(0);
   let failure: Error | undefined;
+  let closing = false;
   socket.on('error', (err) => {
-    failure = err;
+    failure ??= err;
   });
+  socket.on('close', () => {
+    if (!closing) failure ??= new Error('the collector closed the connection');
+  });
+  const failed = (): GatehouseError => new GatehouseError('ERR_AUDIT_EXPORT_FAILED', `${target.url}: ${failure?.message ?? 'connection lost'}`, ...(failure !== undefined ? [{ cause: failure }] : []));
+  /**
+   * Resolves on `done`, rejects when the connection fails or closes first, or when nothing moves
+   * for timeoutMs: a collector that died while our buffer was full must not hang the export.
+   */
+  const until = (done: 'drain' | 'finish'): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const settle = (err?: GatehouseError): void => {
+        socket.off(done, onDone).off('error', onEnd).off('close', onEnd).off('timeout', onStall);
+        socket.setTimeout(0);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const onDone = (): void => settle();
+      const onEnd = (): void => settle(failed());
+      const onStall = (): void => {
+        failure ??= new Error(`no progress for ${timeoutMs} ms`);
+        socket.destroy();
+        settle(failed());
+      };
+      if (socket.destroyed) return settle(failed());
+      socket.once(done, onDone).once('error', onEnd).once('close', onEnd).once('timeout', onStall);
+      socket.setTimeout(timeoutMs);
+    });
   return {
     async send(msg) {
-      if (failure !== undefined) throw new GatehouseError('ERR_AUDIT_EXPORT_FAILED', `${target.url}: ${failure.message}`, { cause: failure });
-      if (!socket.write(octetFrame(msg))) await new Promise<void>((resolve) => socket.once('drain', () => resolve()));
+      if (failure !== undefined || socket.destroyed) throw failed();
+      if (!socket.write(octetFrame(msg))) await until('drain');
     },
     async close() {
-      await new Promise<void>((resolve) => socket.end(() => resolve()));
+      closing = true;
+      let err = failure !== undefined || socket.destroyed ? failed() : undefined;
+      if (err === undefined) {
+        // what is still buffered must reach the collector, or close() says it did not
+        const finished = until('finish');
+        socket.end();
+        err = await finished.then(
+          () => undefined,
+          (e: unknown) => e as GatehouseError,
+        );
+      }
       socket.destroy();
-      if (failure !== undefined) throw new GatehouseError('ERR_AUDIT_EXPORT_FAILED', `${target.url}: ${failure.message}`, { cause: failure });
+      if (err !== undefined) throw err;
     },
   };
 }

@@ -4,6 +4,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import net, { type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -103,6 +104,34 @@ describe('CEF and RFC 5424 formatting', () => {
     const msg = formatSyslog(HIT);
     assert.ok(msg.startsWith('<84>1 2026-01-01T00:00:00.000Z gw-1 gatehouse - http.request [gatehouse@32473 action="http.request" outcome="failure" user="ali=ce" namespace="pay\\]ments" rule="deny \\"all\\""'), msg);
     assert.match(msg, / seq="42" hash="(ab){32}"\] \{/);
+  });
+});
+
+describe('audit export: a collector that dies mid-export', () => {
+  it('a collector killed while the socket buffer is full: the waiting send fails with ERR_AUDIT_EXPORT_FAILED instead of waiting for drain forever', { timeout: 15_000 }, async () => {
+    let collector: net.Socket | undefined;
+    // it accepts and never reads, so our buffers fill and every further send waits for drain
+    const server = net.createServer((s) => {
+      collector = s;
+      s.pause();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const conn = await connectSyslog({ url: `tcp://127.0.0.1:${(server.address() as AddressInfo).port}` });
+      await waitFor('the collector to accept', async () => collector);
+      // 32 MiB: far more than loopback's socket buffers hold, so the last sends cannot drain
+      const chunk = 'x'.repeat(4 * 1024 * 1024);
+      const sends = Array.from({ length: 8 }, () => conn.send(chunk));
+      collector!.destroy(); // unread data: the kernel resets the connection
+      const settled = await Promise.allSettled(sends);
+      const last = settled.at(-1);
+      assert.ok(last?.status === 'rejected', 'the last send cannot have drained');
+      assert.ok(isGatehouseError(last.reason, 'ERR_AUDIT_EXPORT_FAILED'), String(last.reason));
+      await assert.rejects(conn.send('after'), (e: unknown) => isGatehouseError(e, 'ERR_AUDIT_EXPORT_FAILED'));
+      await assert.rejects(conn.close(), (e: unknown) => isGatehouseError(e, 'ERR_AUDIT_EXPORT_FAILED'));
+    } finally {
+      server.close();
+    }
   });
 });
 
