@@ -135,13 +135,15 @@ export const ERROR_CODES = {
   ERR_TOTP_TOKEN_NOT_ASSIGNED: { status: 409, summary: 'The OTP token is not assigned to anyone.' },
   ERR_CREDENTIAL_NOT_FOUND: { status: 404, summary: 'The user has no security key with this id (or the prefix matches several).' },
   // audit
-  ERR_AUDIT_CHAIN_BROKEN: { status: 500, summary: 'audit verify found a break in an audit chain (edited, deleted, reordered, inserted, truncated, or a bad checkpoint).' },
+  ERR_AUDIT_CHAIN_BROKEN: { status: 500, summary: 'audit verify found a break in an audit chain (edited, deleted, reordered, inserted, truncated, or a bad checkpoint), or a chain no longer holds what another chain witnessed or the earlier receipt recorded.' },
   ERR_AUDIT_CHAIN_FORKED: { status: 409, summary: 'Another process appended to this replica\'s audit chain, or its last record does not verify; the writer continued in a fresh chain.' },
   ERR_AUDIT_SPOOL_FULL: { status: 507, summary: 'Audit events were dropped: the memory queue or the spool file is full.' },
   ERR_AUDIT_SPOOL_INVALID: { status: 500, summary: 'The audit spool file cannot be created, read or trusted.' },
   ERR_AUDIT_KEYS_INVALID: { status: 400, summary: 'The audit keys given to verify cannot be read or hold no Ed25519 key.' },
   ERR_AUDIT_TIME_UNMAPPED: { status: 404, summary: 'No audit checkpoint maps this time to a store revision.' },
-  ERR_AUDIT_EXPORT_FAILED: { status: 502, summary: 'The syslog collector could not be reached or refused the connection.' },
+  ERR_AUDIT_EXPORT_FAILED: { status: 502, summary: 'The syslog collector could not be reached, refused the connection, or failed or stalled mid-export.' },
+  ERR_AUDIT_CHAIN_RESTARTED: { status: 409, summary: 'This replica\'s audit chain no longer holds what was signed about it (deleted, truncated or replaced), or another chain of the replica exists; the writer continued in a fresh chain whose first event names the older head.' },
+  ERR_AUDIT_RECEIPT_INVALID: { status: 400, summary: 'The audit receipt given to verify cannot be read, is not a receipt, or cannot be written.' },
   // revocation
   ERR_REVOCATION_INVALID: { status: 400, summary: 'A revocation names an unknown kind, a malformed id or a bad reason.' },
   ERR_REVOCATION_FORBIDDEN: { status: 403, summary: 'Revoking through the admin API needs the gatehouse:security-admin role.' },

@@ -6,16 +6,32 @@
 // prev is hashed as its 64 lowercase hex characters, so `printf '%s%s' "$prev" "$event" | sha256sum`
 // recomputes any link by hand.
 import { createHash } from 'node:crypto';
-import type { KeyValue } from '../store/index.js';
-import { AUDIT_PREFIX, CHECKPOINT_PREFIX, jsonCodec } from '../store/keys.js';
+import { text, type KeyValue, type Store } from '../store/index.js';
+import { AUDIT_PREFIX, CHECKPOINT_PREFIX, ROOT, jsonCodec } from '../store/keys.js';
 import { GatehouseError } from '../errors.js';
 import type { AuditEvent } from '../contracts/audit.js';
 import { canonicalJson } from './lib/canonical-json.js';
 
 export { AUDIT_PREFIX, CHECKPOINT_PREFIX };
+/**
+ * `audit-heads/<replica>` -> the latest checkpoint of the chain that replica writes, signed again
+ * without its witness list (a compact JWS of the same kind): where a restarted writer finds its
+ * chain, and what the other replicas read at every checkpoint to witness it.
+ */
+export const AUDIT_HEAD_PREFIX = `${ROOT}audit-heads/`;
 export const GENESIS = '0'.repeat(64);
 export const SEQ_DIGITS = 16;
 export const REPLICA_ID = /^[A-Za-z0-9._-]{1,128}$/;
+export const HEX64 = /^[0-9a-f]{64}$/;
+
+export function headKey(replica: string): string {
+  return AUDIT_HEAD_PREFIX + replica;
+}
+
+/** The replica's own chain or one of its forks (`<replica>.fork-<time>-<rand>`). */
+export function isChainOf(chain: string, replica: string): boolean {
+  return chain === replica || chain.startsWith(`${replica}.fork-`);
+}
 
 export interface ChainRecord {
   seq: number;
@@ -42,6 +58,27 @@ export function chainRange(prefix: string, chain: string, from?: number): { star
   return { start: from === undefined ? `${prefix}${chain}/` : `${prefix}${chain}/${pad(from)}`, end: `${prefix}${chain}0` }; // '/' + 1
 }
 
+/**
+ * Names of the chains with a key under prefix whose names start with `namePrefix`, found by
+ * skipping from one chain to the next (one read per chain, never a full scan).
+ */
+export async function chainNames(store: Store, prefix: string, namePrefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  let start = prefix + namePrefix;
+  const bound = namePrefix === '' ? prefix : prefix + namePrefix;
+  const end = bound.slice(0, -1) + String.fromCharCode(bound.charCodeAt(bound.length - 1) + 1);
+  for (;;) {
+    const r = await store.range({ start, end }, { limit: 1, keysOnly: true });
+    const kv = r.kvs[0];
+    if (kv === undefined) return out;
+    const rest = text(kv.key).slice(prefix.length);
+    const slash = rest.indexOf('/');
+    const name = slash < 0 ? rest : rest.slice(0, slash);
+    out.push(name);
+    start = `${prefix}${name}0`; // '/' + 1: past every key of this chain
+  }
+}
+
 export function chainHash(prev: string, canonicalEvent: string): string {
   return createHash('sha256').update(prev, 'latin1').update(canonicalEvent, 'utf8').digest('hex');
 }
@@ -62,7 +99,6 @@ export function parseChainKey(key: string, prefix: string): { replica: string; s
   return { replica: rest.slice(0, slash), seq: Number(digits) };
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
 const chainJson = jsonCodec<Partial<ChainRecord>>('audit record');
 
 /** The record's fields when they have the right types; undefined for anything else. */

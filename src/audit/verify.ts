@@ -1,13 +1,33 @@
 // `gatehouse audit verify`: walks every chain in pages (never the whole chain in memory),
 // checks seq continuity, prev links and hashes, every checkpoint's signature and that it
 // matches the chain at its seq, and names the first break of each chain precisely.
+//
+// Deleting or rewinding a whole chain leaves nothing in it to contradict, so verify also holds
+// each chain to what others signed about it: the witnesses in every other chain's checkpoints,
+// the heads registry, and the earlier receipt the auditor kept off the box (receipt.ts). All of
+// them are read before any chain is walked, so a chain still being appended to only grows past them.
 import type { KeyObject } from 'node:crypto';
 import { rangePages, text, type KeyValue, type Store } from '../store/index.js';
-import { AUDIT_PREFIX, CHECKPOINT_PREFIX, GENESIS, auditKey, chainRange, decodeRecord, parseChainKey, recomputeHash } from './chain.js';
+import { AUDIT_PREFIX, CHECKPOINT_PREFIX, GENESIS, auditKey, chainNames, chainRange, checkpointKey, decodeRecord, parseChainKey, recomputeHash } from './chain.js';
 import { auditKeysJwks, type AuditPublicJwk } from './audit-key.js';
-import { publicKeyMap, verifyCheckpoint } from './checkpoint.js';
+import { publicKeyMap, verifyCheckpoint, type CheckpointPayload } from './checkpoint.js';
+import { HeadReader, isSigned } from './heads.js';
+import { RECEIPT_FORMAT, RECEIPT_VERSION, type AuditReceipt, type ReceiptChain, type ReceiptKey } from './receipt.js';
 
-export type BreakKind = 'edited' | 'deleted' | 'reordered' | 'inserted' | 'truncated-behind-checkpoint' | 'checkpoint-mismatch' | 'bad-checkpoint-signature';
+export type BreakKind =
+  | 'edited'
+  | 'deleted'
+  | 'reordered'
+  | 'inserted'
+  | 'truncated-behind-checkpoint'
+  | 'checkpoint-mismatch'
+  | 'bad-checkpoint-signature'
+  | 'chain-deleted'
+  | 'truncated-behind-witness'
+  | 'witness-mismatch'
+  | 'truncated-behind-receipt'
+  | 'receipt-mismatch'
+  | 'checkpoint-removed';
 
 export interface ChainBreak {
   replica: string;
@@ -33,41 +53,67 @@ export interface VerifyReport {
   ok: boolean;
   chains: ChainReport[];
   events: number;
-  /** Where the public keys came from: the store itself, or keys the caller pinned. */
-  keysFrom: 'store' | 'given';
+  /** Where the public keys came from: the store itself, keys the caller pinned, or the earlier receipt. */
+  keysFrom: 'store' | 'given' | 'receipt';
+  /** Audit keys in the store that were not among the pinned or receipt keys (planted, or a rotation the pin does not know): ignored. */
+  untrustedKeys: string[];
+  /** What this run verified: keep it off the box and pass it back as `receipt` next time. */
+  receipt: AuditReceipt;
 }
 
 export interface VerifyOptions {
-  /** Only this chain. */
+  /** Only this chain (the others' checkpoints are still read for what they witnessed). */
   replica?: string;
-  /** Pinned audit keys (the published JWKS); default: the keys in the store. */
+  /** Pinned audit keys (the published JWKS); default: the earlier receipt's, else the keys in the store. */
   keys?: { keys: readonly Partial<AuditPublicJwk>[] };
+  /** An earlier receipt: every chain must still extend it. */
+  receipt?: AuditReceipt;
+  /** For the new receipt's createdAt (ms since the epoch). */
+  now?: () => number;
   pageSize?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
 const keyText = (kv: KeyValue): string => text(kv.key);
 
-/** Every chain name under a prefix, found by skipping from one chain to the next (no full scan). */
-async function chainNames(store: Store, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  let start = prefix;
-  for (;;) {
-    const r = await store.range({ start, end: prefix.slice(0, -1) + '0' }, { limit: 1, keysOnly: true });
-    const kv = r.kvs[0];
-    if (kv === undefined) return out;
-    const k = keyText(kv);
-    const rest = k.slice(prefix.length);
-    const slash = rest.indexOf('/');
-    const name = slash < 0 ? rest : rest.slice(0, slash);
-    out.push(name);
-    start = `${prefix}${name}0`; // '/' + 1: past every key of this chain
-  }
-}
-
 export async function listChains(store: Store): Promise<string[]> {
   const names = new Set([...(await chainNames(store, AUDIT_PREFIX)), ...(await chainNames(store, CHECKPOINT_PREFIX))]);
   return [...names].sort();
+}
+
+/** Something signed or recorded elsewhere about one seq of a chain. */
+interface Claim {
+  seq: number;
+  hash: string;
+  /** Who says so, for the message. */
+  by: string;
+  from: 'witness' | 'receipt';
+}
+
+/** Claims per chain and seq; a claim repeated (every checkpoint repeats its witnesses) is kept once. */
+class Claims {
+  readonly #byChain = new Map<string, Map<number, Claim[]>>();
+
+  add(chain: string, c: Claim): void {
+    let seqs = this.#byChain.get(chain);
+    if (seqs === undefined) this.#byChain.set(chain, (seqs = new Map<number, Claim[]>()));
+    const at = seqs.get(c.seq) ?? [];
+    if (!at.some((o) => o.hash === c.hash && o.from === c.from)) at.push(c);
+    seqs.set(c.seq, at);
+  }
+
+  /** A checkpoint's witnesses: every other chain it saw, at the seq and hash it saw. */
+  addWitnesses(p: CheckpointPayload, by: string): void {
+    for (const w of p.witness ?? []) if (w.chain !== p.replica) this.add(w.chain, { seq: w.seq, hash: w.hash, by, from: 'witness' });
+  }
+
+  chains(): string[] {
+    return [...this.#byChain.keys()];
+  }
+
+  of(chain: string): Map<number, Claim[]> {
+    return this.#byChain.get(chain) ?? new Map<number, Claim[]>();
+  }
 }
 
 interface Checkpoints {
@@ -77,7 +123,7 @@ interface Checkpoints {
   badSignature: ChainBreak | undefined;
 }
 
-async function loadCheckpoints(store: Store, replica: string, keys: ReadonlyMap<string, KeyObject>): Promise<Checkpoints> {
+async function loadCheckpoints(store: Store, replica: string, keys: ReadonlyMap<string, KeyObject>, claims: Claims): Promise<Checkpoints> {
   const out: Checkpoints = { hashes: new Map(), count: 0, lastSeq: 0, badSignature: undefined };
   for await (const page of rangePages(store, chainRange(CHECKPOINT_PREFIX, replica), { limit: 1000 })) {
     for (const kv of page) {
@@ -93,6 +139,7 @@ async function loadCheckpoints(store: Store, replica: string, keys: ReadonlyMap<
         out.hashes.set(seq, check.payload.hash);
         out.count++;
         out.lastSeq = Math.max(out.lastSeq, seq);
+        claims.addWitnesses(check.payload, `chain ${replica}'s checkpoint at seq ${seq}`);
       }
     }
   }
@@ -124,8 +171,7 @@ async function classifyLinkBreak(store: Store, replica: string, ks: number, rec:
   return { seq: ks - 1, kind: 'edited', detail: `seq ${ks} links to a hash no record has: seq ${ks - 1} was rewritten with a recomputed hash (or records were removed and the rest renumbered)` };
 }
 
-async function verifyChain(store: Store, replica: string, keys: ReadonlyMap<string, KeyObject>, pageSize: number, progress: (n: number) => void): Promise<ChainReport> {
-  const cps = await loadCheckpoints(store, replica, keys);
+async function verifyChain(store: Store, replica: string, cps: Checkpoints, claims: Map<number, Claim[]>, removed: ChainBreak | undefined, pageSize: number, progress: (n: number) => void): Promise<ChainReport> {
   let expected = 1;
   let prevHash = GENESIS;
   let prevPrevHash: string | undefined;
@@ -171,6 +217,11 @@ async function verifyChain(store: Store, replica: string, keys: ReadonlyMap<stri
         brk(ks, 'checkpoint-mismatch', `seq ${ks} does not match the hash its checkpoint signed: the chain up to it was rewritten with recomputed hashes`);
         break walk;
       }
+      const other = claims.get(ks)?.find((c) => c.hash !== computed);
+      if (other !== undefined) {
+        brk(ks, other.from === 'receipt' ? 'receipt-mismatch' : 'witness-mismatch', `seq ${ks} does not match the hash ${other.by} holds for it: the chain was rewritten or replaced by a fresh one`);
+        break walk;
+      }
       prevPrevHash = prevHash;
       prevHash = computed;
       expected = ks + 1;
@@ -182,8 +233,15 @@ async function verifyChain(store: Store, replica: string, keys: ReadonlyMap<stri
   if (found === undefined && cps.lastSeq > lastSeq) {
     brk(lastSeq + 1, 'truncated-behind-checkpoint', `the chain ends at seq ${lastSeq} but a checkpoint signed seq ${cps.lastSeq}: seq ${lastSeq + 1}..${cps.lastSeq} were removed`);
   }
-  const sig = cps.badSignature;
-  const first = sig !== undefined && (found === undefined || sig.seq < found.seq) ? sig : found;
+  if (found === undefined) {
+    // the furthest claim the chain no longer reaches
+    let beyond: Claim | undefined;
+    for (const [seq, cs] of claims) if (seq > lastSeq && (beyond === undefined || seq > beyond.seq)) beyond = cs[0];
+    if (beyond !== undefined && lastSeq === 0) brk(1, 'chain-deleted', `the chain has no record, but ${beyond.by} holds seq ${beyond.seq}: the whole chain was deleted`);
+    else if (beyond !== undefined) brk(lastSeq + 1, beyond.from === 'receipt' ? 'truncated-behind-receipt' : 'truncated-behind-witness', `the chain ends at seq ${lastSeq} but ${beyond.by} holds seq ${beyond.seq}: seq ${lastSeq + 1}..${beyond.seq} were removed`);
+  }
+  // the earliest of: a bad signature, the walk's break, a checkpoint the receipt kept that is gone
+  const first = [cps.badSignature, found, removed].reduce<ChainBreak | undefined>((a, b) => (b !== undefined && (a === undefined || b.seq < a.seq) ? b : a), undefined);
   const lastCheckpointSeq = Math.min(cps.lastSeq, lastSeq);
   return {
     replica,
@@ -198,8 +256,43 @@ async function verifyChain(store: Store, replica: string, keys: ReadonlyMap<stri
 }
 
 export async function verifyAudit(store: Store, options: VerifyOptions = {}): Promise<VerifyReport> {
-  const keys = publicKeyMap(options.keys ?? (await auditKeysJwks(store)));
-  const chains = options.replica !== undefined ? [options.replica] : await listChains(store);
+  const earlier = options.receipt;
+  const stored = await auditKeysJwks(store);
+  const jwks = options.keys?.keys ?? earlier?.keys ?? stored.keys;
+  const keys = publicKeyMap({ keys: jwks });
+  const keysFrom = options.keys !== undefined ? 'given' : earlier !== undefined ? 'receipt' : 'store';
+  const storeRevision = await store.revision();
+  const inStore = await listChains(store);
+
+  // Everything that speaks about a chain is read before any chain is walked.
+  const claims = new Claims();
+  const cps = new Map<string, Checkpoints>();
+  for (const c of inStore) cps.set(c, await loadCheckpoints(store, c, keys, claims));
+  const badHeads = new Map<string, ChainBreak>();
+  for (const h of await new HeadReader(keys).read(store)) {
+    if (!isSigned(h)) {
+      badHeads.set(h.replica, { replica: h.replica, seq: 0, kind: 'bad-checkpoint-signature', detail: `head record of replica ${h.replica}: ${h.why}` });
+      continue;
+    }
+    const by = `the head record of replica ${h.replica} (seq ${h.payload.seq})`;
+    claims.add(h.payload.replica, { seq: h.payload.seq, hash: h.payload.hash, by, from: 'witness' });
+    claims.addWitnesses(h.payload, by);
+  }
+  const removed = new Map<string, ChainBreak>();
+  for (const e of earlier?.chains ?? []) {
+    claims.add(e.chain, { seq: e.seq, hash: e.hash, by: `the earlier receipt (${earlier!.createdAt})`, from: 'receipt' });
+    if (e.checkpoint === undefined) continue;
+    const check = await verifyCheckpoint(e.checkpoint.jws, keys);
+    if (check.ok && check.payload.replica === e.chain && check.payload.seq === e.checkpoint.seq) {
+      claims.add(e.chain, { seq: check.payload.seq, hash: check.payload.hash, by: `the checkpoint in the earlier receipt`, from: 'receipt' });
+    }
+    const kept = cps.get(e.chain);
+    if (kept?.hashes.has(e.checkpoint.seq) !== true && kept?.badSignature?.seq !== e.checkpoint.seq) {
+      removed.set(e.chain, { replica: e.chain, seq: e.checkpoint.seq, kind: 'checkpoint-removed', detail: `the checkpoint at seq ${e.checkpoint.seq} the earlier receipt recorded is gone` });
+    }
+  }
+
+  const chains = options.replica !== undefined ? [options.replica] : [...new Set([...inStore, ...claims.chains(), ...badHeads.keys()])].sort();
   // Total for the progress bar: each chain's last seq (one reverse read per chain).
   let total = 0;
   for (const r of chains) {
@@ -212,14 +305,59 @@ export async function verifyAudit(store: Store, options: VerifyOptions = {}): Pr
     done += n;
     options.onProgress?.(Math.min(done, total), total);
   };
+  const pageSize = options.pageSize ?? 5000;
   const reports: ChainReport[] = [];
-  for (const r of chains) reports.push(await verifyChain(store, r, keys, options.pageSize ?? 5000, progress));
+  for (const r of chains) {
+    const own = cps.get(r) ?? (await loadCheckpoints(store, r, keys, new Claims()));
+    const report = await verifyChain(store, r, own, claims.of(r), removed.get(r), pageSize, progress);
+    const head = badHeads.get(r);
+    if (head !== undefined && report.break === undefined) report.break = head;
+    reports.push(report);
+  }
+  const ok = reports.every((c) => c.break === undefined);
   return {
-    ok: reports.every((c) => c.break === undefined),
+    ok,
     chains: reports,
     events: reports.reduce((n, c) => n + c.records, 0),
-    keysFrom: options.keys !== undefined ? 'given' : 'store',
+    keysFrom,
+    untrustedKeys: stored.keys.map((k) => k.kid).filter((kid) => !keys.has(kid)),
+    receipt: {
+      format: RECEIPT_FORMAT,
+      version: RECEIPT_VERSION,
+      createdAt: new Date((options.now ?? Date.now)()).toISOString(),
+      storeRevision,
+      ok,
+      keysFrom,
+      keys: receiptKeys(jwks),
+      chains: await receiptChains(store, reports, cps, earlier),
+    },
   };
+}
+
+function receiptKeys(jwks: readonly Partial<AuditPublicJwk>[]): ReceiptKey[] {
+  return jwks.flatMap((k) => (k.kty === 'OKP' && k.crv === 'Ed25519' && typeof k.x === 'string' && typeof k.kid === 'string' ? [{ kty: 'OKP', crv: 'Ed25519', x: k.x, kid: k.kid } as const] : []));
+}
+
+/**
+ * Each chain's anchor: an intact chain's last record; a broken one's newest checkpoint the walk
+ * passed (signed and matched, so never a rewritten record). An anchor never moves back: where the
+ * earlier receipt holds more, its entry is carried over.
+ */
+async function receiptChains(store: Store, reports: ChainReport[], cps: Map<string, Checkpoints>, earlier: AuditReceipt | undefined): Promise<ReceiptChain[]> {
+  const out = new Map<string, ReceiptChain>();
+  for (const e of earlier?.chains ?? []) out.set(e.chain, { ...e, verified: false });
+  for (const r of reports) {
+    const hashes = cps.get(r.replica)?.hashes ?? new Map<number, string>();
+    const bound = r.break === undefined ? r.lastSeq : Math.min(r.lastSeq, r.break.seq - 1);
+    let cpSeq = 0;
+    for (const seq of hashes.keys()) if (seq <= bound && seq > cpSeq) cpSeq = seq;
+    const seq = r.break === undefined ? r.lastSeq : cpSeq;
+    const hash = r.break === undefined ? r.lastHash : hashes.get(cpSeq);
+    if (seq === 0 || hash === undefined || (out.get(r.replica)?.seq ?? 0) > seq) continue;
+    const jws = cpSeq === 0 ? undefined : await store.get(checkpointKey(r.replica, cpSeq));
+    out.set(r.replica, { chain: r.replica, seq, hash, verified: true, ...(jws !== undefined ? { checkpoint: { seq: cpSeq, jws: text(jws.value) } } : {}) });
+  }
+  return [...out.values()].sort((a, b) => (a.chain < b.chain ? -1 : a.chain > b.chain ? 1 : 0));
 }
 
 /** One line per chain, the way the CLI prints it. */

@@ -5,10 +5,16 @@
 //   record unchanged, the next seq absent), so two processes using one replica id cannot fork
 //   the chain silently: the loser moves to a fresh chain `<replica>.fork-<time>-<rand>`, whose
 //   first event is an alert naming the forked chain, and reports ERR_AUDIT_CHAIN_FORKED.
-// - Every `checkpointEvery` events or `checkpointIntervalMs` a signed checkpoint is stored.
+// - Every `checkpointEvery` events or `checkpointIntervalMs` a signed checkpoint is stored,
+//   witnessing the newest head of every other chain it has seen; the same head, signed without
+//   that list, replaces the replica's record in the heads registry (chain.ts, AUDIT_HEAD_PREFIX).
+// - At start it resumes the chain its head record names, and refuses to extend a chain that no
+//   longer holds what was signed about it (its checkpoint, head record or another chain's witness)
+//   or to begin one while an older chain of the replica exists: a fresh chain then begins with an
+//   alert naming the older head (ERR_AUDIT_CHAIN_RESTARTED).
 // - While the store cannot be reached, events go to a spool file (lib/spool.ts) and reach the
 //   chain in order once it answers again; a restarted writer replays the spool before new events.
-import { randomBytes, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import type { Store, TxnOp, Compare } from '../store/index.js';
 import { LIMITS, rangePages } from '../store/index.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
@@ -17,9 +23,10 @@ import type { AuditEvent, AuditSink } from '../contracts/audit.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { canonicalJson } from './lib/canonical-json.js';
 import { Spool } from './lib/spool.js';
-import { AUDIT_PREFIX, CHECKPOINT_PREFIX, GENESIS, REPLICA_ID, auditKey, chainHash, chainRange, checkpointKey, decodeRecord, encodeRecord, parseChainKey, recomputeHash } from './chain.js';
+import { AUDIT_PREFIX, CHECKPOINT_PREFIX, GENESIS, REPLICA_ID, auditKey, chainHash, chainNames, chainRange, checkpointKey, decodeRecord, encodeRecord, headKey, isChainOf, parseChainKey, recomputeHash } from './chain.js';
 import { ensureAuditKey, type AuditSigningKey } from './audit-key.js';
-import { signCheckpoint } from './checkpoint.js';
+import { signCheckpoint, verifyCheckpoint, type CheckpointPayload, type Witness } from './checkpoint.js';
+import { HeadReader, checkHead, isSigned, latestSignedCheckpoint } from './heads.js';
 
 export { AUDIT_PREFIX, auditKey } from './chain.js';
 
@@ -64,6 +71,16 @@ interface Head {
   modRevision: number;
 }
 
+/** What an older head of a chain was, and how the writer knows. */
+interface Older {
+  chain: string;
+  seq: number;
+  hash?: string;
+  /** Learned from a checkpoint signed with the audit key (so it is carried on as a witness). */
+  signed: boolean;
+  evidence: string;
+}
+
 interface Entry {
   canonical: string;
   source: 'priority' | 'queue' | 'spool';
@@ -102,7 +119,16 @@ export class AuditWriter implements AuditSink {
   #head: Head | undefined;
   #key: AuditSigningKey | undefined;
   #keyFailed = false;
+  /** The audit key's public half: the only key whose checkpoints this writer believes (one planted in the store is not). */
+  #trusted: Map<string, KeyObject> | undefined;
+  #heads: HeadReader | undefined;
+  /** The newest head seen of every other chain, carried into each checkpoint; it never moves back. */
+  readonly #witness = new Map<string, Witness>();
+  /** The chain was chosen and its history checked (by the first #ready that reached the store). */
+  #started = false;
   #lastCheckpointSeq = 0;
+  /** The newest checkpoint of this chain known to verify. */
+  #lastSigned: Witness | undefined;
   #checkpointDue = false;
 
   #priority: AuditEvent[] = [];
@@ -286,11 +312,17 @@ export class AuditWriter implements AuditSink {
     if (this.#checkpointDue) await this.#checkpoint();
   }
 
-  /** Finds the head (verifying the last record), the checkpoint position, the key, and how much of a spool is already in. */
+  /**
+   * Finds the chain (the first time: the one the head record names) and its head (verifying the
+   * last record), the checkpoint position, the key, and how much of a spool is already in.
+   */
   async #ready(strict = false): Promise<void> {
     const store = this.#store;
+    await this.#openKey(strict);
+    const resumed = this.#started ? undefined : await this.#resume();
     const last = await store.range({ prefix: `${AUDIT_PREFIX}${this.#chain}/` }, { reverse: true, limit: 2 });
     let head: Head = { seq: 0, hash: GENESIS, modRevision: 0 };
+    let forked = false;
     const [top, below] = last.kvs;
     if (top !== undefined) {
       const key = parseChainKey(Buffer.from(top.key).toString('utf8'), AUDIT_PREFIX);
@@ -306,22 +338,17 @@ export class AuditWriter implements AuditSink {
       if (problem === undefined && key !== undefined) head = { seq: key.seq, hash: rec!.hash, modRevision: top.modRevision };
       else {
         this.#head = head;
-        this.#abandon(`its last record ${Buffer.from(top.key).toString('utf8')} ${problem ?? 'is malformed'}`, key?.seq ?? 0);
+        this.#abandon(`its last record ${Buffer.from(top.key).toString('utf8')} ${problem ?? 'is malformed'}`, { chain: this.#chain, seq: key?.seq ?? 0, ...(rec !== undefined ? { hash: rec.hash } : {}), signed: false, evidence: 'its last record' });
         head = this.#head;
+        forked = true;
       }
     }
     const cp = await store.range({ prefix: `${CHECKPOINT_PREFIX}${this.#chain}/` }, { reverse: true, limit: 1, keysOnly: true });
     const cpKey = cp.kvs[0] === undefined ? undefined : parseChainKey(Buffer.from(cp.kvs[0].key).toString('utf8'), CHECKPOINT_PREFIX);
     this.#lastCheckpointSeq = cpKey?.seq ?? 0;
-    if (this.#o.kek !== undefined && this.#key === undefined && !this.#keyFailed) {
-      try {
-        this.#key = await ensureAuditKey(store, this.#o.kek, this.#clock);
-      } catch (err) {
-        if (strict || isUnavailable(err)) throw err;
-        // another KEK, a damaged key record: the chain goes on, checkpoints stop (and the log says why)
-        this.#keyFailed = true;
-        this.#onError(err);
-      }
+    if (!this.#started) {
+      this.#started = true;
+      if (!forked) head = await this.#checkHistory(head, resumed);
     }
     const spool = this.#spool ?? (this.#spoolOpening !== undefined ? await this.#spoolOpening : undefined);
     if (spool !== undefined && this.#spoolOffset === undefined) {
@@ -332,6 +359,114 @@ export class AuditWriter implements AuditSink {
       } else this.#spoolOffset = await this.#spoolAlreadyIn(spool);
     }
     this.#head = head;
+  }
+
+  async #openKey(strict: boolean): Promise<void> {
+    if (this.#o.kek === undefined || this.#key !== undefined || this.#keyFailed) return;
+    try {
+      this.#key = await ensureAuditKey(this.#store, this.#o.kek, this.#clock);
+      this.#trusted = new Map([[this.#key.kid, createPublicKey(this.#key.privateKey)]]);
+      this.#heads = new HeadReader(this.#trusted);
+    } catch (err) {
+      if (strict || isUnavailable(err)) throw err;
+      // another KEK, a damaged key record: the chain goes on, checkpoints stop (and the log says why)
+      this.#keyFailed = true;
+      this.#onError(err);
+    }
+  }
+
+  /** The chain this replica's head record names (a fork it moved to), when the record verifies. */
+  async #resume(): Promise<CheckpointPayload | undefined> {
+    if (this.#trusted === undefined) return undefined;
+    const kv = await this.#store.get(headKey(this.replica));
+    if (kv === undefined) return undefined;
+    // one that does not verify is left for `audit verify` to report
+    const h = await checkHead(this.replica, Buffer.from(kv.value).toString('utf8'), this.#trusted);
+    if (!isSigned(h)) return undefined;
+    this.#chain = h.payload.replica;
+    return h.payload;
+  }
+
+  /**
+   * Before the first write: everything signed about this chain (its head record, its latest
+   * checkpoint, other chains' witnesses) must be in it, and an empty chain must be the replica's
+   * only one. Otherwise its history was deleted, truncated or replaced: continue in a fresh chain
+   * whose first event names the older head, never on top of what is left.
+   */
+  async #checkHistory(head: Head, resumed: CheckpointPayload | undefined): Promise<Head> {
+    const chain = this.#chain;
+    const claims: Older[] = [];
+    if (this.#trusted !== undefined && this.#heads !== undefined) {
+      if (resumed !== undefined && resumed.replica === chain) claims.push({ chain, seq: resumed.seq, hash: resumed.hash, signed: true, evidence: `its head record ${headKey(this.replica)}` });
+      const own = await latestSignedCheckpoint(this.#store, chain, this.#trusted);
+      if (own !== undefined) {
+        claims.push({ chain, seq: own.seq, hash: own.hash, signed: true, evidence: `its checkpoint at seq ${own.seq}` });
+        this.#see(own);
+        this.#lastSigned = { chain, seq: own.seq, hash: own.hash };
+      }
+      // head records carry no witness (kept small for the read at every checkpoint): what the
+      // others witnessed is in the checkpoints they name
+      for (const h of await this.#heads.read(this.#store)) {
+        if (!isSigned(h) || h.payload.replica === chain) continue;
+        this.#see(h.payload);
+        const kv = await this.#store.get(checkpointKey(h.payload.replica, h.payload.seq));
+        const check = kv === undefined ? undefined : await verifyCheckpoint(Buffer.from(kv.value).toString('utf8'), this.#trusted);
+        if (check?.ok !== true || check.payload.replica !== h.payload.replica || check.payload.seq !== h.payload.seq) continue;
+        this.#see(check.payload);
+        for (const w of check.payload.witness ?? []) {
+          if (w.chain === chain) claims.push({ chain, seq: w.seq, hash: w.hash, signed: true, evidence: `chain ${check.payload.replica}'s checkpoint at seq ${check.payload.seq}` });
+        }
+      }
+    }
+    claims.sort((a, b) => b.seq - a.seq);
+    for (const c of claims) {
+      if (await this.#holds(head, c)) continue;
+      this.#head = head;
+      this.#abandon(`it holds seq 1..${head.seq}, but ${c.evidence} signed seq ${c.seq} (hash ${c.hash!.slice(0, 12)}…): its history was deleted, truncated or replaced`, c, 'restarted');
+      return this.#head;
+    }
+    if (head.seq > 0) return head;
+    const older = await this.#olderChain();
+    if (older === undefined) return head;
+    this.#head = head;
+    this.#abandon(`it starts at seq 1 while chain ${older.chain} of replica ${this.replica} exists (head seq ${older.seq})`, older, 'restarted');
+    return this.#head;
+  }
+
+  /** Whether the chain at `head` holds the claimed seq with the claimed hash. */
+  async #holds(head: Head, c: Older): Promise<boolean> {
+    if (c.seq > head.seq) return false;
+    if (c.seq === head.seq) return c.hash === head.hash;
+    const kv = await this.#store.get(auditKey(this.#chain, c.seq));
+    return kv !== undefined && decodeRecord(kv)?.hash === c.hash;
+  }
+
+  /** Another chain of this replica (the newest by name), with its head as stored. */
+  async #olderChain(): Promise<Older | undefined> {
+    const names = new Set<string>();
+    for (const prefix of [AUDIT_PREFIX, CHECKPOINT_PREFIX]) {
+      for (const n of await chainNames(this.#store, prefix, this.replica)) if (isChainOf(n, this.replica) && n !== this.#chain) names.add(n);
+    }
+    const chain = [...names].sort().at(-1);
+    if (chain === undefined) return undefined;
+    const last = await this.#store.range(chainRange(AUDIT_PREFIX, chain), { reverse: true, limit: 1 });
+    const rec = last.kvs[0] === undefined ? undefined : decodeRecord(last.kvs[0]);
+    if (rec !== undefined) return { chain, seq: rec.seq, hash: rec.hash, signed: false, evidence: `chain ${chain} in the store` };
+    const cp = await this.#store.range(chainRange(CHECKPOINT_PREFIX, chain), { reverse: true, limit: 1, keysOnly: true });
+    const seq = cp.kvs[0] === undefined ? 0 : (parseChainKey(Buffer.from(cp.kvs[0].key).toString('utf8'), CHECKPOINT_PREFIX)?.seq ?? 0);
+    return { chain, seq, signed: false, evidence: `checkpoints of chain ${chain} in the store` };
+  }
+
+  /** Takes a verified checkpoint's head, and what it witnessed, into the witness (newest seq per chain). */
+  #see(p: CheckpointPayload): void {
+    this.#witnessed({ chain: p.replica, seq: p.seq, hash: p.hash });
+    for (const w of p.witness ?? []) this.#witnessed(w);
+  }
+
+  #witnessed(w: Witness): void {
+    if (w.chain === this.#chain) return;
+    const had = this.#witness.get(w.chain);
+    if (had === undefined || w.seq > had.seq) this.#witness.set(w.chain, { chain: w.chain, seq: w.seq, hash: w.hash });
   }
 
   /**
@@ -433,7 +568,7 @@ export class AuditWriter implements AuditSink {
       if (this.#o.spoolDir !== undefined) this.#enterSpool();
       return false;
     }
-    this.#abandon(`another writer changed it at seq ${head.seq + 1} (two processes with replica id ${this.replica}?)`, head.seq + 1);
+    this.#abandon(`another writer changed it at seq ${head.seq + 1} (two processes with replica id ${this.replica}?)`, { chain, seq: head.seq + 1, signed: false, evidence: 'a conflicting write' });
     return true;
   }
 
@@ -534,25 +669,36 @@ export class AuditWriter implements AuditSink {
       });
   }
 
-  /** The chain cannot be extended safely: continue in a fresh chain whose first event says why. */
-  #abandon(why: string, atSeq: number): void {
+  /**
+   * The chain cannot be extended safely: continue in a fresh chain whose first event says why and
+   * names the older head; the fresh chain's checkpoints go on witnessing what was signed of the old.
+   */
+  #abandon(why: string, older: Older, kind: 'forked' | 'restarted' = 'forked'): void {
     const old = this.#chain;
     const fresh = `${this.replica.slice(0, 100)}.fork-${this.#clock.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-    const err = new GatehouseError('ERR_AUDIT_CHAIN_FORKED', `audit chain ${old}: ${why}; continuing in chain ${fresh}`, { details: { chain: old, seq: atSeq, fresh } });
+    const code = kind === 'forked' ? 'ERR_AUDIT_CHAIN_FORKED' : 'ERR_AUDIT_CHAIN_RESTARTED';
+    const err = new GatehouseError(code, `audit chain ${old}: ${why}; continuing in chain ${fresh}`, { details: { chain: older.chain, seq: older.seq, fresh } });
     this.#chain = fresh;
+    if (this.#lastSigned !== undefined) this.#witnessed(this.#lastSigned);
+    if (older.signed && older.hash !== undefined) this.#witnessed({ chain: older.chain, seq: older.seq, hash: older.hash });
     this.#head = { seq: 0, hash: GENESIS, modRevision: 0 };
     this.#lastCheckpointSeq = 0;
+    this.#lastSigned = undefined;
+    // sign the alert soon: the head record then names the fresh chain
+    this.#checkpointDue = this.#key !== undefined;
     this.stats.forks++;
     this.#priority.unshift({
       '@timestamp': now(this.#clock),
-      'event.action': 'audit.chain.forked',
+      'event.action': `audit.chain.${kind}`,
       'event.outcome': 'failure',
       'event.kind': 'alert',
       'event.severity': 9,
       'event.reason': err.message.slice(0, 500),
-      'gatehouse.error_code': 'ERR_AUDIT_CHAIN_FORKED',
-      'gatehouse.audit.chain': old,
-      'gatehouse.audit.seq': atSeq,
+      'gatehouse.error_code': code,
+      'gatehouse.audit.chain': older.chain,
+      'gatehouse.audit.seq': older.seq,
+      ...(older.hash !== undefined ? { 'gatehouse.audit.hash': older.hash } : {}),
+      'gatehouse.audit.evidence': older.evidence,
     });
     this.#onError(err);
   }
@@ -566,12 +712,20 @@ export class AuditWriter implements AuditSink {
     }
     const chain = this.#chain;
     try {
+      for (const h of (await this.#heads?.read(this.#store)) ?? []) if (isSigned(h)) this.#see(h.payload);
+      const witness = [...this.#witness.values()].filter((w) => w.chain !== chain).sort((a, b) => (a.chain < b.chain ? -1 : a.chain > b.chain ? 1 : 0));
       const storeRevision = await this.#store.revision();
-      const jws = await signCheckpoint(key, { replica: chain, seq: head.seq, hash: head.hash, time: now(this.#clock), storeRevision });
-      await this.#store.put(checkpointKey(chain, head.seq), jws, { ifAbsent: true }).catch((err: unknown) => {
-        if (!isGatehouseError(err, 'ERR_STORE_CONFLICT')) throw err; // already there: a retry that landed
-      });
-      if (chain === this.#chain) this.#lastCheckpointSeq = Math.max(this.#lastCheckpointSeq, head.seq);
+      const payload: CheckpointPayload = { replica: chain, seq: head.seq, hash: head.hash, time: now(this.#clock), storeRevision };
+      const jws = await signCheckpoint(key, { ...payload, witness });
+      const at = checkpointKey(chain, head.seq);
+      // the head record signs the same head without the witness: every checkpoint reads them all
+      const toHead: TxnOp = { op: 'put', key: headKey(this.replica), value: await signCheckpoint(key, payload) };
+      // an existing checkpoint is a retry that landed: keep it, still move the head record
+      await this.#store.txn([{ key: at, target: 'version', op: '==', value: 0 }], [{ op: 'put', key: at, value: jws }, toHead], [toHead]);
+      if (chain === this.#chain) {
+        this.#lastCheckpointSeq = Math.max(this.#lastCheckpointSeq, head.seq);
+        this.#lastSigned = { chain, seq: head.seq, hash: head.hash };
+      }
       this.#checkpointDue = false;
       this.stats.checkpoints++;
     } catch (err) {

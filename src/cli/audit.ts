@@ -1,5 +1,5 @@
 // `gatehouse audit verify | query | export | at`: the security team's tools over the audit chains.
-import { readFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { loadConfig, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Store } from '../store/index.js';
@@ -17,10 +17,12 @@ import {
   connectSyslog,
   revisionAt,
   stateAt,
+  parseReceipt,
+  formatReceipt,
   type AuditFilters,
   type AuditPublicJwk,
+  type AuditReceipt,
 } from '../audit/index.js';
-
 
 /** The embedded store is locked while a gateway runs; audit reads need it (or etcd). */
 async function reading<T>(config: GatehouseConfig, fn: (s: Store) => Promise<T>): Promise<T> {
@@ -93,6 +95,27 @@ async function loadKeys(where: string): Promise<{ keys: Partial<AuditPublicJwk>[
   return { keys };
 }
 
+async function loadReceipt(file: string): Promise<AuditReceipt> {
+  let body: string;
+  try {
+    body = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new GatehouseError('ERR_AUDIT_RECEIPT_INVALID', `cannot read the receipt ${file}: ${(cause as Error).message}`, { cause });
+  }
+  return parseReceipt(body, file);
+}
+
+/** Replaced whole or not at all (it may be the file the earlier receipt was read from). */
+async function saveReceipt(file: string, receipt: AuditReceipt): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    await writeFile(tmp, formatReceipt(receipt), { flag: 'wx' });
+    await rename(tmp, file);
+  } catch (cause) {
+    throw new GatehouseError('ERR_AUDIT_RECEIPT_INVALID', `cannot write the receipt ${file}: ${(cause as Error).message}`, { cause });
+  }
+}
+
 /** A progress bar on stderr when it is a terminal; nothing otherwise. */
 function progressBar(): ((done: number, total: number) => void) | undefined {
   const stderr = process.stderr;
@@ -115,20 +138,33 @@ function progressBar(): ((done: number, total: number) => void) | undefined {
 export const auditVerifyCommand: Command = {
   name: ['audit', 'verify'],
   summary: 'Verify every audit chain and signed checkpoint; names the first break (exit 1)',
-  usage: 'gatehouse audit verify [--config gatehouse.yaml] [--replica r] [--keys jwks.json|https://.../gatehouse-audit-keys.json] [--json]',
-  options: { ...configOption, replica: { type: 'string' }, keys: { type: 'string' }, json: { type: 'boolean' } },
+  usage: 'gatehouse audit verify [--config gatehouse.yaml] [--replica r] [--keys jwks.json|https://.../gatehouse-audit-keys.json] [--receipt earlier.json] [--write-receipt new.json] [--json]',
+  options: { ...configOption, replica: { type: 'string' }, keys: { type: 'string' }, receipt: { type: 'string' }, 'write-receipt': { type: 'string' }, json: { type: 'boolean' } },
   async run({ values }, io) {
     const config = await loadConfig(String(values.config), io.env);
     const keysAt = str(values.keys);
     const keys = keysAt === undefined ? undefined : await loadKeys(keysAt);
+    const receiptAt = str(values.receipt);
+    const receipt = receiptAt === undefined ? undefined : await loadReceipt(receiptAt);
+    const writeTo = str(values['write-receipt']);
     const replica = str(values.replica);
     const started = Date.now();
     const onProgress = progressBar();
-    const report = await reading(config, (s) => verifyAudit(s, { ...(replica !== undefined ? { replica } : {}), ...(keys !== undefined ? { keys } : {}), ...(onProgress !== undefined ? { onProgress } : {}) }));
+    const report = await reading(config, (s) =>
+      verifyAudit(s, { ...(replica !== undefined ? { replica } : {}), ...(keys !== undefined ? { keys } : {}), ...(receipt !== undefined ? { receipt } : {}), ...(onProgress !== undefined ? { onProgress } : {}), now: Date.now }),
+    );
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    if (values.json === true) io.out(JSON.stringify(report));
+    const { receipt: next, ...shown } = report;
+    if (values.json === true) io.out(JSON.stringify(shown));
     else for (const c of report.chains) io.out(describeChain(c));
-    if (report.keysFrom === 'store') io.err('note: checkpoints were checked against the audit keys stored in this same store; pin the published keys with --keys to rule out a store rewritten with a new key');
+    if (report.keysFrom === 'store') io.err('note: checkpoints were checked against the audit keys stored in this same store; pin the published keys with --keys (or pass an earlier --receipt) to rule out a store rewritten with a new key');
+    if (report.keysFrom === 'receipt') io.err(`note: checkpoints were checked against the audit keys recorded in ${receiptAt}`);
+    if (report.untrustedKeys.length > 0) io.err(`note: the store holds audit key(s) ${report.untrustedKeys.join(', ')} that are not among the ${report.keysFrom === 'given' ? 'pinned keys' : 'receipt\'s keys'}: checkpoints signed with them do not count (rotation is not implemented: someone with write access to the store may have planted them)`);
+    if (receipt === undefined) io.err('note: no earlier receipt was given: a chain deleted or restarted with every trace of it (checkpoints, head records, witnesses) cannot be noticed; keep receipts off the box and pass the last one with --receipt');
+    if (writeTo !== undefined) {
+      await saveReceipt(writeTo, next);
+      io.err(`audit verify: receipt for ${next.chains.length} chain(s) written to ${writeTo}${report.ok ? '' : ' (verification failed: broken chains keep their earlier or last signed anchor)'}`);
+    }
     const broken = report.chains.filter((c) => c.break !== undefined);
     io.err(`audit verify: ${report.chains.length} chain(s), ${report.events} event(s) verified in ${seconds} s: ${broken.length === 0 ? 'ok' : `${broken.length} chain(s) BROKEN`}`);
     const first = broken[0]?.break;

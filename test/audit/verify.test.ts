@@ -1,13 +1,9 @@
 // audit verify against a chain tampered with in the store: every kind of break is found and named.
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { text } from '../../src/store/index.js';
-import { AUDIT_KEY_PREFIX, CHECKPOINT_PREFIX, auditKey, chainHash, canonicalJson, checkpointKey, signCheckpoint, verifyAudit, type ChainRecord, type BreakKind } from '../../src/audit/index.js';
-import { runCli } from '../../src/cli/index.js';
-import { event, harness, type AuditHarness } from './helpers.js';
+import { CHECKPOINT_PREFIX, auditKey, headKey, chainHash, canonicalJson, checkpointKey, signCheckpoint, verifyAudit, type ChainRecord, type BreakKind } from '../../src/audit/index.js';
+import { event, harness, plantAuditKey, verifyCli, type AuditHarness } from './helpers.js';
 
 async function get(h: AuditHarness, seq: number): Promise<ChainRecord> {
   return JSON.parse(text((await h.store.get(auditKey('r1', seq)))!.value)) as ChainRecord;
@@ -131,11 +127,7 @@ describe('audit verify', () => {
 
   it('a rewrite re-signed with a key planted in the store passes only without pinned keys', async () => {
     const pinned = await (await import('../../src/audit/index.js')).auditKeysJwks(h.store);
-    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-    const x = publicKey.export({ format: 'jwk' }).x!;
-    const { jwkThumbprint } = await import('../../src/tokens/lib/key-record.js');
-    const kid = jwkThumbprint(x);
-    await h.store.put(AUDIT_KEY_PREFIX + kid, JSON.stringify({ format: 1, kid, publicJwk: { kty: 'OKP', crv: 'Ed25519', x, kid, alg: 'EdDSA', use: 'sig' }, sealedPrivateKey: 'v1.x', createdAt: 1 }));
+    const { kid, privateKey } = await plantAuditKey(h.store);
     const r = await get(h, 100);
     r.event['user.id'] = 'mallory';
     await put(h, 100, rehash(r));
@@ -148,7 +140,10 @@ describe('audit verify', () => {
     }
     for (const seq of [100, 200, 300]) {
       const rec = await get(h, seq);
-      await h.store.put(checkpointKey('r1', seq), await signCheckpoint({ kid, privateKey }, { replica: 'r1', seq, hash: rec.hash, time: new Date(h.clock.now()).toISOString(), storeRevision: 1 }));
+      const jws = await signCheckpoint({ kid, privateKey }, { replica: 'r1', seq, hash: rec.hash, time: new Date(h.clock.now()).toISOString(), storeRevision: 1 });
+      await h.store.put(checkpointKey('r1', seq), jws);
+      // the head record too: it still holds the real checkpoint of seq 300
+      if (seq === 300) await h.store.put(headKey('r1'), jws);
     }
     assert.equal((await verifyAudit(h.store)).ok, true, 'keys from the store itself: fooled');
     const pinnedReport = await verifyAudit(h.store, { keys: pinned });
@@ -159,32 +154,15 @@ describe('audit verify', () => {
 
 describe('gatehouse audit verify (CLI)', () => {
   it('exits 1 with ERR_AUDIT_CHAIN_BROKEN naming replica, seq and kind; 0 when intact', async () => {
-    const h = await harness();
-    const w = await h.open({ checkpointEvery: 10, batchSize: 10 });
-    for (let i = 1; i <= 30; i++) w.append(event(i, h.clock));
-    await w.close();
-    const dir = h.dir;
-    await h.store.close();
-    const config = path.join(dir, 'gatehouse.yaml');
-    await writeFile(config, 'store: { kind: embedded, path: ./store }\nbus: { kind: memory }\n');
-    const run = async (): Promise<{ code: number; out: string[]; err: string[] }> => {
-      const out: string[] = [];
-      const err: string[] = [];
-      const code = await runCli(['audit', 'verify', '--config', config], { out: (l) => out.push(l), err: (l) => err.push(l), env: {}, stopSignal: new Promise(() => undefined) });
-      return { code, out, err };
-    };
-    const ok = await run();
+    const cli = await verifyCli(30);
+    const ok = await cli.run();
     assert.equal(ok.code, 0, ok.err.join('\n'));
     assert.match(ok.out.join('\n'), /^ok r1: 30 event\(s\), seq 1\.\.30, 3 checkpoint\(s\), last at seq 30$/m);
     assert.match(ok.err.join('\n'), /1 chain\(s\), 30 event\(s\) verified in [\d.]+ s: ok/);
-    const { openEmbeddedStore } = await import('../../src/store/embedded/index.js');
-    const s = await openEmbeddedStore({ kind: 'embedded', path: path.join(dir, 'store') });
-    await s.delete(auditKey('r1', 17));
-    await s.close();
-    const bad = await run();
+    await cli.tamper((s) => s.delete(auditKey('r1', 17)).then(() => undefined));
+    const bad = await cli.run();
     assert.equal(bad.code, 1);
     assert.match(bad.err.join('\n'), /gatehouse: ERR_AUDIT_CHAIN_BROKEN: r1 seq 17: deleted: seq 17 is missing/);
-    const { rm } = await import('node:fs/promises');
-    await rm(dir, { recursive: true, force: true });
+    await cli.remove();
   });
 });
