@@ -4,7 +4,7 @@
 //     to: { namespace: payments, service: api, method: POST, path: /v1/charges }   (or { host, method, path })
 //     expect: allow | deny                   (the verdict; a dry-run namespace still reports deny)
 import { LineCounter, isScalar, parseDocument } from 'yaml';
-import type { AccessRequest, Decision, Principal } from '../contracts/authz.js';
+import type { AccessRequest, Decision, PathCase, Principal } from '../contracts/authz.js';
 import { decide } from './decide.js';
 import { principalFromSpiffeId } from './explain.js';
 import { DNS_LABEL, NAME, Reader, type Key } from './parse.js';
@@ -15,6 +15,8 @@ export interface HostRoute {
   host: string;
   namespace: string;
   service: string;
+  /** How the route's upstream compares paths (routes[].paths): a case resolved by host is decided the same way. */
+  paths?: PathCase;
 }
 
 export interface PolicyCase {
@@ -68,7 +70,7 @@ export function parseCases(file: string, text: string, routes: readonly HostRout
     const expect = expectNode === undefined ? undefined : r.oneOf(expectNode, [...keys, 'expect'], ['allow', 'deny'] as const);
     const toNode = r.required(m, 'to', node, keys);
     const to = toNode === undefined ? undefined : r.map(toNode, [...keys, 'to'], ['host', 'namespace', 'service', 'method', 'path']);
-    let target: { namespace: string; service: string } | undefined;
+    let target: { namespace: string; service: string; pathCase?: PathCase } | undefined;
     let method: string | undefined;
     let path: string | undefined;
     if (to !== undefined) {
@@ -82,7 +84,7 @@ export function parseCases(file: string, text: string, routes: readonly HostRout
           else {
             const route = routes.find((x) => x.host.toLowerCase() === host.toLowerCase());
             if (route === undefined) r.add(hostNode, [...tk, 'host'], `${JSON.stringify(host)} is not the host of any route in the config`);
-            else target = { namespace: route.namespace, service: route.service };
+            else target = { namespace: route.namespace, service: route.service, ...(route.paths === 'case-insensitive' ? { pathCase: route.paths } : {}) };
           }
         }
       } else {

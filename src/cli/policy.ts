@@ -4,11 +4,11 @@ import path from 'node:path';
 import { loadConfig } from '../config/index.js';
 import { runOp } from './store-access.js';
 import { GatehouseError } from '../errors.js';
-import type { AccessRequest, Principal } from '../contracts/authz.js';
+import type { AccessRequest, PathCase, Principal } from '../contracts/authz.js';
 import { checkPolicies, compilePolicies, decide, formatIssue, readPolicyDir, type PolicyIssue, type PolicyState } from '../authorize/index.js';
 import { casbinAllows, casbinEnforcer } from '../authorize/casbin.js';
 import { parseCases, runCases, type HostRoute, type PolicyCase } from '../authorize/cases.js';
-import { matchingRules } from '../authorize/explain.js';
+import { ruleMatches } from '../authorize/explain.js';
 import { tryParseSpiffeId } from '../pki/spiffe.js';
 import { configOption, str, usageError, type CliIO, type Command } from './command.js';
 
@@ -86,7 +86,7 @@ export const policyExplainCommand: Command = {
   name: ['policy', 'explain'],
   summary: 'Show the verdict, deciding rule, reasons and mode for one request (and what casbin says)',
   usage:
-    'gatehouse policy explain (--from spiffe://<td>/ns/<ns>/sa/<svc> | --role <role>...) (--namespace <ns> --service <svc> | --host <host> --config gatehouse.yaml) [--method GET] --path </p> [--dir policies] [--json]',
+    'gatehouse policy explain (--from spiffe://<td>/ns/<ns>/sa/<svc> | --role <role>...) (--namespace <ns> --service <svc> | --host <host> --config gatehouse.yaml) [--method GET] --path </p> [--paths exact|case-insensitive (default: the route\'s)] [--dir policies] [--json]',
   options: {
     ...dirOption,
     config: { type: 'string', short: 'c' },
@@ -97,6 +97,7 @@ export const policyExplainCommand: Command = {
     host: { type: 'string' },
     method: { type: 'string', default: 'GET' },
     path: { type: 'string' },
+    paths: { type: 'string' },
     json: { type: 'boolean' },
   },
   async run({ values }, io) {
@@ -107,6 +108,9 @@ export const policyExplainCommand: Command = {
     if ((from === undefined) === (roles.length === 0)) throw usageError(this, 'give either --from (a SPIFFE ID) or --role');
     let namespace = str(values.namespace);
     let service = str(values.service);
+    const pathsOption = str(values.paths);
+    if (pathsOption !== undefined && pathsOption !== 'exact' && pathsOption !== 'case-insensitive') throw usageError(this, `--paths must be exact or case-insensitive, got ${pathsOption}`);
+    let pathCase: PathCase = pathsOption ?? 'exact';
     const host = str(values.host);
     if (host !== undefined) {
       if (namespace !== undefined || service !== undefined) throw usageError(this, 'give --host or --namespace/--service, not both');
@@ -115,6 +119,7 @@ export const policyExplainCommand: Command = {
       const route = routes.find((r) => r.host.toLowerCase() === host.toLowerCase());
       if (route === undefined) throw new GatehouseError('ERR_NOT_FOUND', `no route for host ${host} in ${String(values.config)}`);
       ({ namespace, service } = route);
+      pathCase = pathsOption ?? route.paths ?? 'exact';
     }
     if (namespace === undefined || service === undefined) throw usageError(this, '--namespace and --service (or --host) are required');
     let principal: Principal;
@@ -125,23 +130,25 @@ export const policyExplainCommand: Command = {
     } else {
       principal = { kind: 'user', userId: 'explain', roles: { [namespace]: roles } };
     }
-    const request: AccessRequest = { principal, namespace, service, method: String(values.method), path: reqPath };
+    const request: AccessRequest = { principal, namespace, service, method: String(values.method), path: reqPath, pathCase };
 
     const state = await loadDir(String(values.dir), io);
     const decision = decide(state, request);
-    const matching = matchingRules(state, request);
+    const matching = ruleMatches(state, request);
     const casbin = casbinAllows(await casbinEnforcer(state.lines), request);
-    const ruleOf = matching.find((r) => r.name === decision.rule);
+    const ruleOf = matching.find((m) => m.rule.name === decision.rule)?.rule;
     if (values.json === true) {
-      io.out(JSON.stringify({ decision, matching: matching.map((r) => ({ name: r.name, effect: r.effect, at: `${r.file}:${r.line}` })), casbin: { allow: casbin, agrees: casbin === decision.allow } }));
+      io.out(JSON.stringify({ decision, matching: matching.map(({ rule: r, comparison }) => ({ name: r.name, effect: r.effect, at: `${r.file}:${r.line}`, comparison })), casbin: { allow: casbin, agrees: casbin === decision.allow } }));
     } else {
       const who = principal.kind === 'service' ? principal.spiffeId : `a person with role(s) ${roles.join(', ')} in ${namespace}`;
-      io.out(`request: ${who} -> ${namespace}/${service} ${request.method} ${request.path}`);
+      io.out(`request: ${who} -> ${namespace}/${service} ${request.method} ${request.path}${pathCase === 'exact' ? '' : ` (paths: ${pathCase})`}`);
       io.out(`verdict: ${decision.allow ? 'allow' : 'deny'}${decision.pass && !decision.allow ? ' (passes: dry-run)' : ''}`);
       io.out(`rule:    ${decision.rule === undefined ? '(none: default deny)' : `${decision.rule}${ruleOf === undefined ? '' : ` (${ruleOf.file}:${ruleOf.line})`}`}`);
+      // which comparison decided: a deny always compares the folded path too, an allow only on a case-insensitive route
+      if (decision.comparison !== undefined) io.out(`compare: ${decision.comparison === 'exact' ? 'exact' : 'case-folded (the path decoded and case-folded matched; byte for byte it would not)'}`);
       io.out(`reasons: ${decision.reasons.join(', ')}`);
       io.out(`mode:    ${decision.mode}${state.namespaces.has(namespace) ? '' : ` (no policy file for namespace ${namespace})`}`);
-      io.out(`matches: ${matching.length === 0 ? '(none)' : matching.map((r) => `${r.name} (${r.effect}, ${r.file}:${r.line})`).join('; ')}`);
+      io.out(`matches: ${matching.length === 0 ? '(none)' : matching.map(({ rule: r, comparison }) => `${r.name} (${r.effect}, ${r.file}:${r.line}${comparison === 'exact' ? '' : ', case-folded'})`).join('; ')}`);
       io.out(`casbin:  ${casbin ? 'allow' : 'deny'} (${casbin === decision.allow ? 'agrees' : 'DISAGREES: please report this'})`);
     }
     return 0;

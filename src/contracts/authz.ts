@@ -28,7 +28,17 @@ export interface AccessRequest {
   method: string;
   /** The exact path the upstream will get (validated, never normalised differently). */
   path: string;
+  /**
+   * How the route's upstream compares paths (its `paths`; default exact): on a case-insensitive
+   * route allow rules match the folded path too. Deny rules always do.
+   */
+  pathCase?: PathCase;
 }
+
+export type PathCase = 'exact' | 'case-insensitive';
+
+/** How the deciding rule's pattern matched the path: byte for byte, or only decoded and case-folded. */
+export type PathComparison = 'exact' | 'case-folded';
 
 /** Closed list of reasons, so every denial explains itself and audit can say why. */
 export const DECISION_REASONS = [
@@ -55,6 +65,8 @@ export interface Decision {
   reasons: DecisionReason[];
   /** Name of the deciding rule (the first matching deny, or the first matching allow). */
   rule?: string;
+  /** With a rule: whether one of its patterns matched the path exactly, or only folded. */
+  comparison?: PathComparison;
   mode: 'enforce' | 'dry-run';
   /** Version of the policy state that decided (changes on every reload). */
   policyVersion: number;

@@ -93,6 +93,7 @@ describe('gatehouse policy', () => {
       'request: spiffe://example.org/ns/frontend/sa/web -> payments/api POST /v1/charges/7',
       'verdict: allow',
       'rule:    web-creates-charges (payments.yaml:5)',
+      'compare: exact',
       'reasons: allowed-by-rule',
       'mode:    enforce',
       'matches: web-creates-charges (allow, payments.yaml:5)',
@@ -102,6 +103,41 @@ describe('gatehouse policy', () => {
     const body = JSON.parse(j.out[0]!) as { decision: unknown; casbin: unknown };
     assert.deepEqual(body.decision, { allow: false, pass: true, reasons: ['no-matching-rule', 'dry-run'], mode: 'dry-run', policyVersion: 1 });
     assert.deepEqual(body.casbin, { allow: false, agrees: true });
+  });
+
+  it('explain says a deny decided case-folded: GET /ADMIN/users from frontend is no-admin-from-frontend, not a bypass', async () => {
+    const r = await cli(['policy', 'explain', '--from', 'spiffe://example.org/ns/frontend/sa/web', '--namespace', 'payments', '--service', 'api', '--path', '/ADMIN/users', '--dir', POLICIES]);
+    assert.equal(r.code, 0, r.err.join('\n'));
+    assert.deepEqual(r.out.map((l) => l.replace(POLICIES + path.sep, '')), [
+      'request: spiffe://example.org/ns/frontend/sa/web -> payments/api GET /ADMIN/users',
+      'verdict: deny',
+      'rule:    no-admin-from-frontend (payments.yaml:14)',
+      'compare: case-folded (the path decoded and case-folded matched; byte for byte it would not)',
+      'reasons: denied-by-rule',
+      'mode:    enforce',
+      'matches: no-admin-from-frontend (deny, payments.yaml:14, case-folded)',
+      'casbin:  deny (agrees)',
+    ]);
+  });
+
+  it('explain and test compare allow rules folded for a case-insensitive route (--paths, or the route\'s paths through --config)', async () => {
+    const args = ['policy', 'explain', '--from', 'spiffe://example.org/ns/frontend/sa/web', '--namespace', 'payments', '--service', 'api', '--path', '/V1/Charges/7', '--dir', POLICIES, '--json'];
+    const exact = JSON.parse((await cli(args)).out[0]!) as { decision: { allow: boolean; comparison?: string } };
+    assert.deepEqual([exact.decision.allow, exact.decision.comparison], [false, undefined]);
+    const folded = JSON.parse((await cli([...args, '--paths', 'case-insensitive'])).out[0]!) as { decision: { allow: boolean; rule: string; comparison: string }; matching: { name: string; comparison: string }[]; casbin: { agrees: boolean } };
+    assert.deepEqual([folded.decision.allow, folded.decision.rule, folded.decision.comparison, folded.casbin.agrees], [true, 'web-reads-charges', 'case-folded', true]);
+    assert.deepEqual(folded.matching.map((m) => [m.name, m.comparison]), [['web-reads-charges', 'case-folded']]);
+    assert.equal((await cli([...args, '--paths', 'insensitive'])).code, 2);
+
+    const config = path.join(root, 'lenient.yaml');
+    const cases = path.join(root, 'lenient-cases.yaml');
+    await writeFile(config, 'routes:\n  - { host: api.payments, namespace: payments, service: api, upstream: "http://127.0.0.1:7001", paths: case-insensitive }\n');
+    await writeFile(cases, '- from: spiffe://example.org/ns/frontend/sa/web\n  to: { host: api.payments, method: GET, path: /V1/CHARGES/7 }\n  expect: allow\n');
+    const t = await cli(['policy', 'test', cases, '--dir', POLICIES, '--config', config]);
+    assert.equal(t.code, 0, [...t.out, ...t.err].join('\n'));
+    const e = await cli(['policy', 'explain', '--from', 'spiffe://example.org/ns/frontend/sa/web', '--host', 'api.payments', '--config', config, '--path', '/V1/CHARGES/7', '--dir', POLICIES]);
+    assert.equal(e.out[0], 'request: spiffe://example.org/ns/frontend/sa/web -> payments/api GET /V1/CHARGES/7 (paths: case-insensitive)');
+    assert.equal(e.out[1], 'verdict: allow');
   });
 
   it('explain without a caller is a usage error (exit 2)', async () => {

@@ -117,7 +117,7 @@ describe('policy loader', () => {
       const issues = await checkPolicyDir(dir);
       assert.equal(issues.length, 1);
       assert.equal(issues[0]!.file, path.join(dir, 'model.conf'));
-      assert.equal(issues[0]!.line, 26);
+      assert.equal(issues[0]!.line, MODEL_CONF.split('\n').findIndex((l) => l.includes('!some(where (p.eft == deny))')) + 1);
       await assert.rejects(loadPolicyDir(dir), (e) => isGatehouseError(e, 'ERR_POLICY_INVALID'));
       await assert.rejects(loadPolicyDir(path.join(dir, 'nope')), (e) => isGatehouseError(e, 'ERR_POLICY_NOT_FOUND'));
     } finally {

@@ -1,5 +1,5 @@
 // Seeded random policy sets and requests, for the differential test and bench/policy.ts.
-import type { AccessRequest, Principal } from '../../src/contracts/authz.js';
+import type { AccessRequest, PathCase, Principal } from '../../src/contracts/authz.js';
 import type { NamespacePolicy, PolicyPeer, PolicyRule } from '../../src/authorize/types.js';
 
 export { Rng } from '../helpers/rng.js';
@@ -9,19 +9,55 @@ export interface Universe {
   namespaces: string[];
   services: string[];
   roles: string[];
+  /** Path words for patterns and paths. */
   segments: string[];
+  /** Only in requests: spellings no valid pattern holds (a raw "*", malformed or double escapes). */
+  pathOnly: string[];
+  /** Requests respell path words (case, escapes) and some come from case-insensitive routes. */
+  spellings: boolean;
 }
+
+/**
+ * Words that fold into each other (foldSegment): case, an escaped "$", a Unicode letter that
+ * upper-cases to ASCII (U+017F long s, U+212A Kelvin sign), "É"/"é" escaped, an escaped "*".
+ */
+const FOLDING_WORDS = ['Adm', 'adm', 'ADM', '$x', '%24x', '%24X', 'caf%C3%A9', 'CAF%C3%89', 'sx', '%C5%BFx', 'SX', 'k', '%E2%84%AA', 'a%2Ab'];
+const PATH_ONLY_WORDS = ['a*b', '%C0%AE', '%252e', 'ADM%20', '%2F'];
 
 export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
-export function universe(size: { namespaces: number; services: number; roles: number; segments: number }): Universe {
+export function universe(size: { namespaces: number; services: number; roles: number; segments: number; spellings?: boolean }): Universe {
   const names = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+  const spellings = size.spellings === true;
   return {
     namespaces: names('ns', size.namespaces),
     services: names('svc', size.services),
     roles: names('role', size.roles),
-    segments: names('s', size.segments),
+    segments: [...names('s', size.segments), ...(spellings ? FOLDING_WORDS : [])],
+    pathOnly: spellings ? PATH_ONLY_WORDS : [],
+    spellings,
   };
+}
+
+/** A path word as a client might spell it: sometimes its letters' case flipped at random. */
+function respell(rng: Rng, u: Universe, word: string): string {
+  if (!u.spellings || !rng.chance(0.3)) return word;
+  let out = '';
+  for (const ch of word) out += rng.chance(0.5) ? ch.toUpperCase() : ch.toLowerCase();
+  return out;
+}
+
+/** A word for a request path: a universe word (respelled), or now and then a request-only one. */
+function pathWord(rng: Rng, u: Universe): string {
+  if (u.pathOnly.length > 0 && rng.chance(0.05)) return rng.pick(u.pathOnly);
+  return respell(rng, u, rng.pick(u.segments));
+}
+
+/** How the request's route compares paths: left out (exact) unless the universe has spellings. */
+function pathCase(rng: Rng, u: Universe): { pathCase?: PathCase } {
+  if (!u.spellings) return {};
+  const r = rng.int(3);
+  return r === 0 ? {} : { pathCase: r === 1 ? 'exact' : 'case-insensitive' };
 }
 
 function randomPattern(rng: Rng, u: Universe): string {
@@ -80,11 +116,11 @@ function concretePath(rng: Rng, u: Universe, pattern: string): string {
     const s = segs[i]!;
     if (s === '**' && i === segs.length - 1) {
       const extra = rng.int(3);
-      for (let j = 0; j < extra; j++) out.push(rng.chance(0.1) ? '' : rng.pick(u.segments));
+      for (let j = 0; j < extra; j++) out.push(rng.chance(0.1) ? '' : u.spellings ? pathWord(rng, u) : rng.pick(u.segments));
     } else if (s === '*') {
-      out.push(rng.chance(0.08) ? '' : rng.pick(u.segments));
+      out.push(rng.chance(0.08) ? '' : u.spellings ? pathWord(rng, u) : rng.pick(u.segments));
     } else {
-      out.push(s);
+      out.push(respell(rng, u, s));
     }
   }
   return `/${out.join('/')}`;
@@ -94,7 +130,7 @@ function randomPath(rng: Rng, u: Universe): string {
   if (rng.chance(0.02)) return rng.pick(['*', '', 'x/y', '//', '/']);
   const depth = rng.int(6);
   const segs: string[] = [];
-  for (let i = 0; i < depth; i++) segs.push(rng.chance(0.05) ? '' : rng.chance(0.05) ? '**' : rng.pick(u.segments));
+  for (let i = 0; i < depth; i++) segs.push(rng.chance(0.05) ? '' : rng.chance(0.05) ? '**' : u.spellings ? pathWord(rng, u) : rng.pick(u.segments));
   return `/${segs.join('/')}`;
 }
 
@@ -117,7 +153,7 @@ export function randomRequest(rng: Rng, u: Universe, policies: readonly Namespac
   const rule = policy !== undefined && policy.rules.length > 0 ? rng.pick(policy.rules) : undefined;
   if (rule === undefined) {
     const namespace = rng.chance(0.03) ? 'nowhere' : rng.pick(u.namespaces);
-    return { principal: randomPrincipal(rng, u, namespace), namespace, service: rng.pick(u.services), method: rng.chance(0.02) ? 'PROPFIND' : rng.pick(METHODS), path: randomPath(rng, u) };
+    return { principal: randomPrincipal(rng, u, namespace), namespace, service: rng.pick(u.services), method: rng.chance(0.02) ? 'PROPFIND' : rng.pick(METHODS), path: randomPath(rng, u), ...pathCase(rng, u) };
   }
   const peer = rng.pick(rule.from);
   return {
@@ -126,5 +162,6 @@ export function randomRequest(rng: Rng, u: Universe, policies: readonly Namespac
     service: rule.service === '*' || rng.chance(0.1) ? rng.pick(u.services) : rule.service,
     method: rule.methods === '*' || rng.chance(0.1) ? rng.pick(METHODS) : rng.pick(rule.methods),
     path: rng.chance(0.85) ? concretePath(rng, u, rng.pick(rule.paths)) : randomPath(rng, u),
+    ...pathCase(rng, u),
   };
 }

@@ -47,7 +47,7 @@ describe('policy semantics', () => {
 
   it('allows what a rule allows, naming the rule, mode and version', async () => {
     const d = await check(state, svc('frontend', 'web'), 'payments', 'api', 'POST', '/v1/charges/ch_1');
-    assert.deepEqual(d, { allow: true, pass: true, reasons: ['allowed-by-rule'], rule: 'web-creates-charges', mode: 'enforce', policyVersion: 7 });
+    assert.deepEqual(d, { allow: true, pass: true, reasons: ['allowed-by-rule'], rule: 'web-creates-charges', comparison: 'exact', mode: 'enforce', policyVersion: 7 });
   });
 
   it('denies by default: other namespace, other service, unknown namespace', async () => {
@@ -124,7 +124,7 @@ describe('policy semantics', () => {
   it('dry-run reports the would-be denial and lets it pass', async () => {
     const s = compile({ 'payments.yaml': PAYMENTS.replace('namespace: payments\n', 'namespace: payments\nmode: dry-run\n') });
     const denied = await check(s, svc('frontend', 'web'), 'payments', 'api', 'GET', '/admin');
-    assert.deepEqual(denied, { allow: false, pass: true, reasons: ['denied-by-rule', 'dry-run'], rule: 'no-admin-from-frontend', mode: 'dry-run', policyVersion: 1 });
+    assert.deepEqual(denied, { allow: false, pass: true, reasons: ['denied-by-rule', 'dry-run'], rule: 'no-admin-from-frontend', comparison: 'exact', mode: 'dry-run', policyVersion: 1 });
     const nothing = await check(s, svc('billing', 'x'), 'payments', 'api', 'GET', '/');
     assert.deepEqual(nothing.reasons, ['no-matching-rule', 'dry-run']);
     assert.equal(nothing.pass, true);

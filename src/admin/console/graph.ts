@@ -1,10 +1,10 @@
 // The console's views of the policies in force: the segmentation graph (namespaces, services and
 // roles as nodes, allowed flows as edges) and "explain" (the verdict, the deciding rule, why).
-import type { AccessRequest, Principal } from '../../contracts/authz.js';
+import type { AccessRequest, PathComparison, Principal } from '../../contracts/authz.js';
 import { GatehouseError } from '../../errors.js';
 import { Type, bodyReader } from '../../lib/schema.js';
 import { decide } from '../../authorize/decide.js';
-import { matchingRules } from '../../authorize/explain.js';
+import { ruleMatches } from '../../authorize/explain.js';
 import { tryParseSpiffeId } from '../../pki/spiffe.js';
 import type { PolicyState } from '../../authorize/types.js';
 
@@ -79,13 +79,15 @@ const EXPLAIN_QUERY = bodyReader(Type.Object({
   service: Type.String({ pattern: NAME.source, hint: 'a lowercase name' }),
   method: param(),
   path: param(),
+  /** How the route's upstream compares paths (routes[].paths); absent: exact. */
+  paths: Type.Optional(Type.Union([Type.Literal('exact'), Type.Literal('case-insensitive')])),
 }));
 
-/** from=spiffe://<td>/ns/<ns>/sa/<svc> or a role name (held in the target namespace). */
+/** from=spiffe://<td>/ns/<ns>/sa/<svc> or a role name (held in the target namespace); paths=case-insensitive as for such a route. */
 export function explainRequest(query: unknown): AccessRequest {
   // method and path may be left out
   const q = query !== null && typeof query === 'object' && !Array.isArray(query) ? { method: 'GET', path: '/', ...query } : query;
-  const { from, namespace, service, path, ...rest } = EXPLAIN_QUERY.read(q);
+  const { from, namespace, service, path, paths, ...rest } = EXPLAIN_QUERY.read(q);
   const method = rest.method.toUpperCase();
   if (!path.startsWith('/')) throw new GatehouseError('ERR_BAD_REQUEST', 'path must start with /');
   if (!/^[A-Za-z]{1,20}$/.test(method) && !/^[A-Za-z0-9_.]+\/[A-Za-z0-9_]+$/.test(method)) throw new GatehouseError('ERR_BAD_REQUEST', 'method must be an HTTP or gRPC method name');
@@ -99,29 +101,32 @@ export function explainRequest(query: unknown): AccessRequest {
     if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(role)) throw new GatehouseError('ERR_BAD_REQUEST', 'from must be a SPIFFE id or a role name');
     principal = { kind: 'user', userId: '(explain)', roles: { [namespace]: [role] } };
   }
-  return { principal, namespace, service, method, path };
+  return { principal, namespace, service, method, path, ...(paths !== undefined ? { pathCase: paths } : {}) };
 }
 
 export interface Explanation {
   verdict: 'allow' | 'deny';
   pass: boolean;
   rule: string | null;
+  /** How the deciding rule matched the path: exact, or only decoded and case-folded. */
+  comparison: PathComparison | null;
   reasons: string[];
   mode: 'enforce' | 'dry-run';
   policyVersion: number;
-  matching: { name: string; namespace: string; effect: string; file: string; line: number }[];
+  matching: { name: string; namespace: string; effect: string; file: string; line: number; comparison: PathComparison }[];
 }
 
 export function explain(state: PolicyState | undefined, req: AccessRequest): Explanation {
-  if (state === undefined) return { verdict: 'deny', pass: false, rule: null, reasons: ['policy-unavailable'], mode: 'enforce', policyVersion: 0, matching: [] };
+  if (state === undefined) return { verdict: 'deny', pass: false, rule: null, comparison: null, reasons: ['policy-unavailable'], mode: 'enforce', policyVersion: 0, matching: [] };
   const d = decide(state, req);
   return {
     verdict: d.allow ? 'allow' : 'deny',
     pass: d.pass,
     rule: d.rule ?? null,
+    comparison: d.comparison ?? null,
     reasons: d.reasons,
     mode: d.mode,
     policyVersion: d.policyVersion,
-    matching: matchingRules(state, req).map((r) => ({ name: r.name, namespace: r.namespace, effect: r.effect, file: r.file, line: r.line })),
+    matching: ruleMatches(state, req).map(({ rule: r, comparison }) => ({ name: r.name, namespace: r.namespace, effect: r.effect, file: r.file, line: r.line, comparison })),
   };
 }
