@@ -174,6 +174,13 @@ const schema = obj({
       requestTimeout: Duration({ minMs: 1_000, maxMs: 86_400_000 }, ROUTE_TIMEOUT_DEFAULTS.requestTimeout),
       /** The longest silence between two pieces of a request body (a trickled body is cut). */
       bodyIdleTimeout: Duration({ minMs: 1_000, maxMs: 3_600_000 }, ROUTE_TIMEOUT_DEFAULTS.bodyIdleTimeout),
+      /**
+       * How the upstream compares paths: exact (allow rules match byte for byte) or
+       * case-insensitive (allow rules also match the case-folded path). Deny rules always do both.
+       */
+      paths: withDefault(oneOf('exact', 'case-insensitive'), 'exact'),
+      /** Path spellings refused by default (400) that this upstream is known to read literally (src/gateway/path.ts PATH_FORMS). */
+      allowPathForms: list(oneOf('double-encoding', 'overlong-utf8', 'trailing-dot', 'encoded-space', 'encoded-semicolon'), {}, []),
     }),
     {},
     [],

@@ -22,6 +22,8 @@ import { PAYMENTS_WITH_PEOPLE, createSession, type TestSession } from '../revoca
 export const TD = 'example.org';
 export const APP_HOST = 'app.example.org';
 export const DROP_HOST = 'drop.example.org';
+/** A route whose upstream ignores case and reads every refused-by-default path form literally. */
+export const LENIENT_HOST = 'lenient.payments';
 export const GATEWAY_COOKIE_LINES = ['__Host-gatehouse=stolen-session; Path=/; Secure; HttpOnly; SameSite=Lax', '__Host-gatehouse-state=evil; Path=/; Secure', ' __HOST-GATEHOUSE-LOGIN=evil; Path=/'];
 export const APP_COOKIE_LINE = 'app=1; Path=/';
 
@@ -113,6 +115,7 @@ export async function startGatewayFixture(o: { login?: string; extra?: string } 
     `  - { host: drop.payments, namespace: payments, service: api, upstream: "${upstream.url}", headersWithUnderscores: drop }`,
     `  - { host: ${APP_HOST}, namespace: payments, service: api, upstream: "${upstream.url}" }`,
     `  - { host: ${DROP_HOST}, namespace: payments, service: api, upstream: "${upstream.url}", headersWithUnderscores: drop }`,
+    `  - { host: ${LENIENT_HOST}, namespace: payments, service: api, upstream: "${upstream.url}", paths: case-insensitive, allowPathForms: [double-encoding, overlong-utf8, trailing-dot, encoded-space, encoded-semicolon] }`,
     '',
   ].join('\n');
   const configFile = path.join(dir, 'gatehouse.yaml');
