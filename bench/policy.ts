@@ -12,6 +12,7 @@
 import type { AccessRequest } from '../src/contracts/authz.js';
 import { casbinAllows, casbinEnforcer } from '../src/authorize/casbin.js';
 import { stateFromPolicies } from '../src/authorize/compile.js';
+import type { PolicyState } from '../src/authorize/types.js';
 import { decide } from '../src/authorize/decide.js';
 import { Rng, randomPolicies, randomRequest, universe } from '../test/authorize/random.js';
 import { percentile } from './lib/stats.js';
@@ -34,30 +35,44 @@ function stats(samplesUs: Float64Array): { p50us: number; p99us: number; meanUs:
   };
 }
 
-async function benchSize(rules: number): Promise<void> {
-  const rng = new Rng(SEED + rules);
-  // A fleet: 100 namespaces x 20 services, 10 roles, 40 path words.
-  const u = universe({ namespaces: 100, services: 20, roles: 10, segments: 40 });
+/** A seeded fleet of `rules` one-line rules (100 namespaces x 20 services, 10 roles, 40 path words), compiled, and 10,000 requests to it. */
+function fleet(seed: number, rules: number, spellings: boolean): { state: PolicyState; requests: AccessRequest[]; compileMs: number } {
+  const rng = new Rng(seed);
+  const u = universe({ namespaces: 100, services: 20, roles: 10, segments: 40, spellings });
   const policies = randomPolicies(rng, u, rules, { oneLine: true, denyRate: 0.2 });
   const t0 = nowNs();
   const state = stateFromPolicies(policies, 1);
   const compileMs = Number(nowNs() - t0) / 1e6;
-  const requests: AccessRequest[] = Array.from({ length: 10_000 }, () => randomRequest(rng, u, policies));
+  return { state, requests: Array.from({ length: 10_000 }, () => randomRequest(rng, u, policies)), compileMs };
+}
 
-  // Fast path: warm up, then time every call.
-  let allowed = 0;
+/** The fast path: warm up, then time every call; one JSON line. */
+function timeFast(engine: string, rules: number, f: ReturnType<typeof fleet>): ReturnType<typeof stats> {
+  const { state, requests } = f;
   for (let i = 0; i < 50_000; i++) decide(state, requests[i % requests.length]!);
-  const fast = new Float64Array(CALLS);
+  const samples = new Float64Array(CALLS);
+  let allowed = 0;
+  let folded = 0;
   for (let i = 0; i < CALLS; i++) {
     const req = requests[i % requests.length]!;
     const s = nowNs();
     const d = decide(state, req);
-    fast[i] = Number(nowNs() - s) / 1000;
+    samples[i] = Number(nowNs() - s) / 1000;
     if (d.allow) allowed++;
+    if (d.comparison === 'case-folded') folded++;
   }
-  const f = stats(fast);
-  console.log(JSON.stringify({ bench: 'policy', engine: 'fast', rules, lines: state.lines.length, calls: CALLS, allowRate: Math.round((allowed / CALLS) * 1000) / 1000, compileMs: Math.round(compileMs), ...f }));
-  benchSpellings(rules);
+  const rate = (x: number): number => Math.round((x / CALLS) * 1000) / 1000;
+  const st = stats(samples);
+  console.log(JSON.stringify({ bench: 'policy', engine, rules, lines: state.lines.length, calls: CALLS, allowRate: rate(allowed), foldedRate: rate(folded), compileMs: Math.round(f.compileMs), ...st }));
+  return st;
+}
+
+async function benchSize(rules: number): Promise<void> {
+  const base = fleet(SEED + rules, rules, false);
+  const { state, requests } = base;
+  const f = timeFast('fast', rules, base);
+  // paths that need folding: mixed case, escapes, a third from case-insensitive routes
+  timeFast('fast-spellings', rules, fleet(SEED + rules + 1, rules, true));
 
   // casbin: the same requests, a handful at large sizes (each call scans every line).
   const e = await casbinEnforcer(state.lines);
@@ -81,31 +96,6 @@ async function benchSize(rules: number): Promise<void> {
     p50ratio: Math.round(c.p50us / f.p50us), p99ratio: Math.round(c.p99us / f.p99us),
     ...(target === undefined ? {} : { targetP99us: target, fastP99us: f.p99us, ok: f.p99us <= target }),
   }));
-}
-
-/** The fast path when paths need folding: mixed case, escapes, case-insensitive routes. */
-function benchSpellings(rules: number): void {
-  const rng = new Rng(SEED + rules + 1);
-  const u = universe({ namespaces: 100, services: 20, roles: 10, segments: 40, spellings: true });
-  const policies = randomPolicies(rng, u, rules, { oneLine: true, denyRate: 0.2 });
-  const t0 = nowNs();
-  const state = stateFromPolicies(policies, 1);
-  const compileMs = Number(nowNs() - t0) / 1e6;
-  const requests: AccessRequest[] = Array.from({ length: 10_000 }, () => randomRequest(rng, u, policies));
-  for (let i = 0; i < 50_000; i++) decide(state, requests[i % requests.length]!);
-  const samples = new Float64Array(CALLS);
-  let allowed = 0;
-  let folded = 0;
-  for (let i = 0; i < CALLS; i++) {
-    const req = requests[i % requests.length]!;
-    const s = nowNs();
-    const d = decide(state, req);
-    samples[i] = Number(nowNs() - s) / 1000;
-    if (d.allow) allowed++;
-    if (d.comparison === 'case-folded') folded++;
-  }
-  const round = (x: number): number => Math.round(x * 1000) / 1000;
-  console.log(JSON.stringify({ bench: 'policy', engine: 'fast-spellings', rules, lines: state.lines.length, calls: CALLS, allowRate: round(allowed / CALLS), foldedRate: round(folded / CALLS), compileMs: Math.round(compileMs), ...stats(samples) }));
 }
 
 for (const size of SIZES) await benchSize(size);
