@@ -2,7 +2,7 @@
 // the CLI) is the only place that touches process. No request logic lives here: that is the
 // pipeline's (src/gateway/). Parts meet here and in compose.ts, nowhere else.
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
-import type { GatehouseConfig } from './config/index.js';
+import { configWarnings, type GatehouseConfig } from './config/index.js';
 import type { Store } from './store/index.js';
 import type { Bus } from './bus/index.js';
 import type { Clock } from './lib/clock.js';
@@ -19,7 +19,7 @@ import { serviceListener } from './gateway/service.js';
 import { humanListener } from './gateway/human.js';
 import { applyRevocations, endChannels } from './gateway/endings.js';
 import type { Pipeline } from './gateway/listener.js';
-import { Closers, adminListener, followerReporter, listenerCertificates, openAudit, readKek, startPolicies } from './compose.js';
+import { Closers, connectionLimits, adminListener, followerReporter, listenerCertificates, openAudit, readKek, startPolicies } from './compose.js';
 
 export { REDACT } from './compose.js';
 export { CRL_PATH, JWKS_PATH, TOKEN_PATH } from './gateway/service.js';
@@ -78,6 +78,7 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
     const admin = await adminListener({ config, store, bus, clock, audit, metrics, logger, closers, tokens: () => tokens });
     const log = admin.app.log;
     logTo(log);
+    for (const warning of configWarnings(config)) log.warn(warning);
     const parts = { config, admin: admin.app, service: undefined, human: undefined, sessions: undefined, metrics, audit, policy, revocations: undefined, revocationSet: undefined, tokens: undefined };
     const app: GatehouseApp = {
       ...parts,
@@ -109,7 +110,7 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
       );
       const common = { routes: new RouteTable(config.routes), trustDomain: config.trustDomain, upstreams, audit, metrics, clock, logger, tokens, withoutTokens: deps.withoutTokens };
       const svc = serviceCfg === undefined ? undefined : await serviceListener({
-        ...common, tls: { ...certs.service(), ca: ca.certPem, requestCert: true }, limits: serviceCfg.connections, authorizer: policy,
+        ...common, tls: { ...certs.service(), ca: ca.certPem, requestCert: true }, limits: connectionLimits(serviceCfg.connections), authorizer: policy,
         revocations: rset, tokenTtlMs: config.tokens.ttl, crlPem: () => crl.pem(),
       });
       if (svc !== undefined) listeners.push((app.service = svc.pipeline));
@@ -122,7 +123,7 @@ export async function buildApp(config: GatehouseConfig, deps: AppDeps): Promise<
         })));
         gaugeOf(metrics, 'gatehouse_sessions_cached', "People's sessions (and their per-host aliases) this replica holds in memory", () => sessions.size);
         listeners.push((app.human = await humanListener({
-          ...common, config, limits: humanCfg.connections, store, policy, sessions, creds: certs.human(), kek: await kek.required(), revocations: rset, bus, onError,
+          ...common, config, limits: connectionLimits(humanCfg.connections), store, policy, sessions, creds: certs.human(), kek: await kek.required(), revocations: rset, bus, onError,
         })));
       }
       for (const l of listeners) closers.add(l);

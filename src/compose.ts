@@ -22,6 +22,13 @@ import { listenerHosts, startServerCertificateManager, type CertificateAuthority
 import type { FollowerReporter } from './store/mirror.js';
 import { loadKek, type TokenService } from './tokens/index.js';
 import { JWKS_PATH } from './gateway/paths.js';
+import type { ConnectionLimits } from './gateway/connection.js';
+import { defaultMaxConnections } from './lib/descriptors.js';
+
+/** A listener's connection limits, its descriptor budget resolved from the process's limit when the config leaves it out. */
+export function connectionLimits(c: ListenerConfig['connections']): ConnectionLimits {
+  return { ...c, maxConnections: c.maxConnections ?? defaultMaxConnections() };
+}
 
 /** Headers that carry secrets never reach the logs. */
 export const REDACT = ['req.headers.authorization', 'req.headers.cookie', 'req.headers["proxy-authorization"]', 'res.headers["set-cookie"]'];

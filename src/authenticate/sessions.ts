@@ -53,6 +53,8 @@ export interface SessionView {
   credentialId: string;
   lastWebAuthnAt: number;
   createdAt: number;
+  /** The absolute end of the session: no channel that carries it may outlive it. */
+  expiresAt: number;
 }
 
 export interface NewSession {
@@ -376,6 +378,7 @@ export class SessionManager {
       credentialId: primary.credentialId,
       lastWebAuthnAt: primary.lastWebAuthnAt,
       createdAt: primary.createdAt,
+      expiresAt: primary.expiresAt,
     };
   }
 

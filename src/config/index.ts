@@ -41,6 +41,8 @@ const connections = obj({
   idleTimeout: Duration({ minMs: 100, maxMs: 3_600_000 }, CONNECTION_DEFAULTS.idleTimeout),
   /** Open connections one client address may hold (TLS handshakes in progress included). */
   maxPerAddress: int({ min: 1, max: 1_000_000 }, CONNECTION_DEFAULTS.maxPerAddress),
+  /** Open connections the listener holds in all; default: from the process's descriptor limit (ulimit -n). */
+  maxConnections: Type.Optional(int({ min: 1, max: 10_000_000 })),
 }, {});
 
 const listener = obj({

@@ -7,7 +7,7 @@ import type { AuditEvent, AuditSink } from '../contracts/audit.js';
 import type { GatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
 import type { GatewayMetrics } from '../lib/metrics.js';
-import type { ConnectionFacts, ConnectionRefusal } from './connection.js';
+import { addressKey, type ConnectionFacts, type ConnectionRefusal } from './connection.js';
 import type { Exchange, ListenerName } from './exchange.js';
 import { routeLabel } from './routes.js';
 
@@ -109,16 +109,21 @@ export class DecisionLog {
     if (tls) this.#o.metrics.tlsFailures.inc({ listener: this.#o.listener, reason: r.reason === 'handshake-abandoned' ? 'abandoned' : reason });
     if (r.reason === 'handshake-abandoned') return;
     let folded = 0;
-    if (r.reason === 'per-address-limit') {
+    if (r.reason === 'per-address-limit' || r.reason === 'listener-limit') {
       const now = this.#o.clock.now();
-      const seen = this.#capped.get(r.remoteAddress);
+      // one client is one address, or one IPv6 /64: the cap counts them so, and so does the fold
+      const key = addressKey(r.remoteAddress);
+      const seen = this.#capped.get(key);
       if (seen !== undefined && now < seen.until) {
         seen.folded++;
         return;
       }
       folded = seen?.folded ?? 0;
-      if (this.#capped.size > 10_000) this.#capped.clear();
-      this.#capped.set(r.remoteAddress, { until: now + 60_000, folded: 0 });
+      if (this.#capped.size >= 10_000) for (const [k, v] of this.#capped) if (v.until <= now) this.#capped.delete(k);
+      // still full of live entries: the oldest makes room (Maps iterate in insertion order)
+      if (this.#capped.size >= 10_000) this.#capped.delete(this.#capped.keys().next().value!);
+      this.#capped.delete(key);
+      this.#capped.set(key, { until: now + 60_000, folded: 0 });
     }
     this.#o.audit.append({
       '@timestamp': new Date(this.#o.clock.now()).toISOString(),
@@ -127,7 +132,7 @@ export class DecisionLog {
       'event.reason': reason,
       'source.ip': r.remoteAddress,
       'gatehouse.listener': this.#o.listener,
-      'gatehouse.reasons': tls ? ['bad-certificate'] : r.reason === 'per-address-limit' ? ['connection-limit'] : ['bad-path'],
+      'gatehouse.reasons': tls ? ['bad-certificate'] : r.reason === 'per-address-limit' || r.reason === 'listener-limit' ? ['connection-limit'] : ['bad-path'],
       'gatehouse.error_code': r.code,
       ...(r.requestId !== undefined ? { 'gatehouse.request_id': r.requestId } : {}),
       ...(folded > 0 ? { 'gatehouse.refusals_folded': folded } : {}),
@@ -149,6 +154,21 @@ export class DecisionLog {
       ...(ex.route !== undefined ? { 'gatehouse.namespace': ex.route.namespace, 'gatehouse.service': ex.route.service } : {}),
     });
     this.#o.metrics.requests.inc({ listener: this.#o.listener, route: routeLabel(ex.route), decision: 'allow', status: '408' });
+  }
+
+  /** A request to the gateway's own routes whose body did not come in time: the connection was cut. */
+  ownRequestAborted(o: { requestId: string; method: string; path: string; sourceIp: string; why: string }): void {
+    this.#o.audit.append({
+      '@timestamp': new Date(this.#o.clock.now()).toISOString(),
+      'event.action': 'http.request.aborted',
+      'event.outcome': 'failure',
+      'event.reason': o.why,
+      'source.ip': o.sourceIp,
+      'http.request.method': o.method,
+      'url.path': o.path.slice(0, 300),
+      'gatehouse.request_id': o.requestId,
+      'gatehouse.listener': this.#o.listener,
+    });
   }
 
   /** A connection closed because its client certificate reached notAfter: one event. */

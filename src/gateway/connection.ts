@@ -33,10 +33,14 @@ export interface ConnectionLimits {
   headersTimeout: number;
   idleTimeout: number;
   maxPerAddress: number;
+  /** Open connections this listener holds in all (handshakes included): the descriptor budget. */
+  maxConnections: number;
 }
 
 export type ConnectionRefusalReason =
   | 'per-address-limit'
+  /** The listener's whole budget is in use: the oldest unfinished handshake is shed, or the newcomer refused. */
+  | 'listener-limit'
   | 'handshake-timeout'
   /** The handshake failed: no client certificate, one that does not verify, no common protocol. */
   | 'handshake-failed'
@@ -92,6 +96,14 @@ export interface ConnectionStage {
   readonly openConnections: number;
   /** The connection carries an upgraded (WebSocket) stream: no idle timeout; the caller owns its lifetime (expiry still ends it). */
   markUpgraded(socket: Duplex): void;
+  /** The connection ends at this clock time at the latest (a session's absolute lifetime); earlier deadlines stay. */
+  endBy(socket: Duplex, at: number): void;
+  /**
+   * The request in flight is the gateway's own (a logout, a sign-in step): a close asked for while
+   * it runs waits for its answer, so the answer (a cookie cleared) is not lost. Proxied requests
+   * and WebSockets are cut at once.
+   */
+  markOwnRequest(socket: Duplex): void;
   /** Destroys every connection and refuses new ones (server shutdown). */
   close(): void;
 }
@@ -111,6 +123,11 @@ interface Conn extends Deadlined {
   readonly remoteAddress: string;
   secure: boolean;
   upgraded: boolean;
+  /** A gateway-own request is in flight: closes wait for its answer. */
+  ownRequest: boolean;
+  closeAfterResponse: boolean;
+  /** A lifetime the connection may not outlive (endBy). */
+  endBy: number | undefined;
   /** Destroyed by the stage, or closed. */
   ending: boolean;
   closed: boolean;
@@ -335,7 +352,7 @@ class Stage implements ConnectionStage {
     const set = this.#byTag.get(tag);
     if (set === undefined) return 0;
     let n = 0;
-    for (const conn of [...set]) if (this.#end(conn)) n++;
+    for (const conn of [...set]) if (this.#close(conn)) n++;
     return n;
   }
 
@@ -343,7 +360,7 @@ class Stage implements ConnectionStage {
     let n = 0;
     for (const conn of [...this.#conns]) {
       if (!conn.secure || conn.ending || conn.facts === undefined) continue;
-      if (pred(conn.facts, conn.tags ?? NO_TAGS) && this.#end(conn)) n++;
+      if (pred(conn.facts, conn.tags ?? NO_TAGS) && this.#close(conn)) n++;
     }
     return n;
   }
@@ -351,6 +368,28 @@ class Stage implements ConnectionStage {
   markUpgraded(socket: Duplex): void {
     const conn = connOf.get(socket);
     if (conn?.stage === this) conn.upgraded = true;
+  }
+
+  endBy(socket: Duplex, at: number): void {
+    const conn = connOf.get(socket);
+    if (conn?.stage !== this || conn.closed || (conn.endBy !== undefined && conn.endBy <= at)) return;
+    conn.endBy = at;
+    this.#queue.update(conn);
+  }
+
+  markOwnRequest(socket: Duplex): void {
+    const conn = connOf.get(socket);
+    if (conn?.stage === this && conn.inFlight > 0) conn.ownRequest = true;
+  }
+
+  /** An ended identity's close: at once, or right after a gateway-own answer in flight. */
+  #close(conn: Conn): boolean {
+    if (conn.ending || conn.closed || conn.closeAfterResponse) return false;
+    if (conn.ownRequest && conn.inFlight > 0 && !conn.upgraded) {
+      conn.closeAfterResponse = true;
+      return true;
+    }
+    return this.#end(conn);
   }
 
   close(): void {
@@ -370,6 +409,18 @@ class Stage implements ConnectionStage {
       raw.destroy();
       return false;
     }
+    if (this.#conns.size >= this.#o.limits.maxConnections) {
+      // the budget is spent: an unfinished handshake is the cheapest to give up (an attacker
+      // holding half-open connections loses them first); with none, the newcomer is refused
+      const oldest = this.#oldestHandshake();
+      if (oldest === undefined) {
+        raw.destroy();
+        safely(() => this.#o.onRefused({ reason: 'listener-limit', code: 'ERR_TOO_MANY_CONNECTIONS', remoteAddress }));
+        return false;
+      }
+      this.#report(oldest, { reason: 'listener-limit', code: 'ERR_TOO_MANY_CONNECTIONS', remoteAddress: oldest.remoteAddress });
+      this.#end(oldest);
+    }
     const key = addressKey(remoteAddress);
     const held = this.#perAddress.get(key) ?? 0;
     if (held >= this.#o.limits.maxPerAddress) {
@@ -387,6 +438,9 @@ class Stage implements ConnectionStage {
       remoteAddress,
       secure: !this.#secure,
       upgraded: false,
+      ownRequest: false,
+      closeAfterResponse: false,
+      endBy: undefined,
       ending: false,
       closed: false,
       reported: false,
@@ -441,6 +495,11 @@ class Stage implements ConnectionStage {
     res.once('close', () => {
       conn.inFlight--;
       if (conn.inFlight > 0 || conn.closed) return;
+      conn.ownRequest = false;
+      if (conn.closeAfterResponse) {
+        this.#end(conn);
+        return;
+      }
       conn.readySince = this.#o.clock.now();
       conn.readMark = bytesRead(socket);
       this.#queue.update(conn);
@@ -500,6 +559,12 @@ class Stage implements ConnectionStage {
     return true;
   }
 
+  /** The unfinished handshake held longest (connections are kept in arrival order). */
+  #oldestHandshake(): Conn | undefined {
+    for (const conn of this.#conns) if (!conn.secure && !conn.ending) return conn;
+    return undefined;
+  }
+
   #onClose(conn: Conn): void {
     if (conn.closed) return;
     conn.closed = true;
@@ -528,6 +593,7 @@ class Stage implements ConnectionStage {
     if (!conn.secure) return conn.ending ? undefined : conn.handshakeBy;
     let at = conn.facts?.notAfter ?? Infinity;
     if (conn.closeBy !== undefined) at = Math.min(at, conn.closeBy);
+    if (conn.endBy !== undefined) at = Math.min(at, conn.endBy);
     if (!conn.upgraded && conn.inFlight === 0) at = Math.min(at, conn.readySince + this.#o.limits.idleTimeout);
     return at === Infinity ? undefined : at;
   }

@@ -96,13 +96,17 @@ export function serviceCredentials(o: { tokens: TokenIssuer | undefined; trustDo
 }
 
 /** People: a bearer is not an identity here (the session is); step-up, identity headers and the minted token. */
-export function humanCredentials(o: { tokens: TokenIssuer | undefined; trustDomain: string; clock: Clock }): Credentials {
+export function humanCredentials(o: { tokens: TokenIssuer | undefined; trustDomain: string; clock: Clock; acrSatisfies(have: string, need: 'aal1' | 'aal2' | 'aal3'): boolean }): Credentials {
   return {
     checkBearer: async () => undefined, // dropped unless the route passes Authorization on
     async upstreamHeaders(ex) {
       const s = ex.identity?.session;
       const route = ex.route!;
       if (s === undefined) throw new GatehouseError('ERR_SESSION_REQUIRED');
+      // a route may demand an assurance level the session must have proven (docs/threat-model.md)
+      if (route.acr !== undefined && !o.acrSatisfies(s.acr, route.acr)) {
+        throw new GatehouseError('ERR_ACR_INSUFFICIENT', `this application needs ${route.acr}; this session proved ${s.acr.slice(0, 16)}`);
+      }
       // a route with stepUp wants a WebAuthn assertion at most that old
       if (route.stepUp !== undefined && o.clock.now() - s.lastWebAuthnAt > route.stepUp) {
         throw new GatehouseError('ERR_STEP_UP_REQUIRED', `this application wants a security-key confirmation at most ${Math.round(route.stepUp / 1000)} s old`);

@@ -17,6 +17,8 @@ export interface Identity {
   tags: readonly string[];
   /** People: what the upstream and step-up need beyond the principal. */
   session?: SessionFacts;
+  /** The latest clock time a channel carrying this identity may live (a session's absolute end). */
+  endBy?: number;
 }
 
 export interface SessionFacts {

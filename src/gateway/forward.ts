@@ -22,6 +22,8 @@ export interface ForwardOptions {
   metrics: GatewayMetrics;
   /** The gateway's own cookies: never sent to an upstream, never set by one. */
   gatewayCookies: readonly string[];
+  /** Response headers the gateway answers for (a value: its own; '': dropped), whatever the upstream says. */
+  gatewayHeaders?: Readonly<Record<string, string>>;
 }
 
 function upstreamError(err: unknown): GatehouseError {
@@ -74,7 +76,11 @@ export async function forwardHttp(ex: Exchange, reply: FastifyReply, extra: Reco
       body: hasBody(ex) ? ex.req : null,
     });
     o.metrics.upstreamSeconds.observe({ route: routeLabel(route) }, Number(process.hrtime.bigint() - started) / 1e9);
-    void reply.status(res.statusCode).headers(clientResponseHeaders(res.headers, o.gatewayCookies)).send(res.body);
+    // a client gone (or cut for not reading) frees the upstream connection too
+    reply.raw.once('close', () => {
+      if (!res.body.readableEnded) res.body.destroy();
+    });
+    void reply.status(res.statusCode).headers(clientResponseHeaders(res.headers, o.gatewayCookies, { ...(o.gatewayHeaders !== undefined ? { gatewayHeaders: o.gatewayHeaders } : {}) })).send(res.body);
     return res.statusCode;
   } catch (err) {
     const ge = upstreamError(err);
@@ -121,7 +127,7 @@ export async function forwardUpgrade(ex: Exchange, socket: Duplex, head: Buffer,
       upstream.destroy();
       return 499;
     }
-    writeHead(socket, 101, clientResponseHeaders(upHeaders, o.gatewayCookies, { upgrade: true }));
+    writeHead(socket, 101, clientResponseHeaders(upHeaders, o.gatewayCookies, { upgrade: true, ...(o.gatewayHeaders !== undefined ? { gatewayHeaders: o.gatewayHeaders } : {}) }));
     if (head.length > 0) upstream.write(head);
     upstream.on('error', () => socket.destroy());
     socket.on('close', () => upstream.destroy());

@@ -19,9 +19,24 @@ const HOP_BY_HOP = new Set([
   'http2-settings',
 ]);
 
-/** Client-sent headers that claim identity or routing facts only Gatehouse may state. */
+/**
+ * Client-sent headers that claim identity or routing facts only Gatehouse may state, or that make
+ * an upstream framework act on another method or path than the one policy decided (Express
+ * method-override, Laravel, Symfony, IIS/ASP.NET URL rewriting), or that the gateway answers
+ * itself (Expect: 100-continue).
+ */
+const OVERRIDES = new Set(['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url', 'x-original-method', 'x-override-url', 'expect']);
 function isSpoofable(name: string): boolean {
-  return name.startsWith('x-gatehouse-') || name.startsWith('x-forwarded-') || name === 'forwarded' || name === 'x-real-ip' || name === 'x-client-cert' || name === 'x-ssl-client-cert';
+  return (
+    name.startsWith('x-gatehouse-') ||
+    name.startsWith('x-forwarded-') ||
+    name === 'forwarded' ||
+    name === 'x-real-ip' ||
+    name === 'x-client-cert' ||
+    name === 'x-ssl-client-cert' ||
+    name === 'x-forwarded-client-cert' ||
+    OVERRIDES.has(name)
+  );
 }
 
 function connectionTokens(v: string | string[] | undefined): Set<string> {
@@ -95,14 +110,24 @@ function setCookieName(line: string): string {
   return (eq < 0 ? '' : line.slice(0, eq)).trim().toLowerCase();
 }
 
-/** Set-Cookie lines minus any that name a gateway cookie. */
+/**
+ * Set-Cookie lines minus any that name a gateway cookie, and minus nameless ones: a browser
+ * without RFC 6265bis's check sends `=__Host-gatehouse=x` back as `__Host-gatehouse=x`.
+ */
 export function withoutGatewayCookies(value: string | string[], gatewayCookies: readonly string[]): string[] {
   const names = gatewayCookies.map((n) => n.toLowerCase());
-  return (Array.isArray(value) ? value : [value]).filter((line) => !names.includes(setCookieName(line)));
+  return (Array.isArray(value) ? value : [value]).filter((line) => {
+    const name = setCookieName(line);
+    return name !== '' && !names.includes(name);
+  });
 }
 
 /** Response headers from the upstream: no hop-by-hop headers, no x-gatehouse-* claims, never a gateway cookie. */
-export function clientResponseHeaders(incoming: Record<string, string | string[] | undefined>, gatewayCookies: readonly string[], keep: { upgrade?: boolean } = {}): Record<string, string | string[]> {
+export function clientResponseHeaders(
+  incoming: Record<string, string | string[] | undefined>,
+  gatewayCookies: readonly string[],
+  keep: { upgrade?: boolean; gatewayHeaders?: Readonly<Record<string, string>> } = {},
+): Record<string, string | string[]> {
   const drop = connectionTokens(incoming.connection);
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(incoming)) {
@@ -113,7 +138,7 @@ export function clientResponseHeaders(incoming: Record<string, string | string[]
       out[lower] = value;
       continue;
     }
-    if (HOP_BY_HOP.has(lower) || drop.has(lower) || lower.startsWith('x-gatehouse-')) continue;
+    if (HOP_BY_HOP.has(lower) || drop.has(lower) || lower.startsWith('x-gatehouse-') || keep.gatewayHeaders?.[lower] !== undefined) continue;
     if (lower === 'set-cookie') {
       const kept = withoutGatewayCookies(value, gatewayCookies);
       if (kept.length > 0) out['set-cookie'] = kept;
@@ -121,5 +146,7 @@ export function clientResponseHeaders(incoming: Record<string, string | string[]
     }
     out[lower] = value;
   }
+  // headers the gateway answers for on this listener (HSTS, Clear-Site-Data): its own, never the upstream's
+  for (const [name, value] of Object.entries(keep.gatewayHeaders ?? {})) if (value !== '') out[name] = value;
   return out;
 }

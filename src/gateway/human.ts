@@ -24,6 +24,7 @@ import {
   originCheck,
   readCookie,
   SESSION_COOKIE,
+  acrSatisfies,
 } from '../authenticate/index.js';
 import { revocationApiRoutes, type RevocationSet } from '../revocation/index.js';
 import { auditApiRoutes } from '../admin/audit-api.js';
@@ -34,7 +35,7 @@ import type { SessionFacts } from './exchange.js';
 import { sessionIdentity } from './identify.js';
 import { createPipeline, type Pipeline } from './listener.js';
 import type { RouteTable } from './routes.js';
-import { GATEWAY_COOKIES, JWKS_PATH } from './paths.js';
+import { GATEWAY_COOKIES, HUMAN_GATEWAY_HEADERS, JWKS_PATH, OWN_ROUTE_DEADLINES } from './paths.js';
 import type { UpstreamClients } from './upstream.js';
 
 export interface HumanListenerOptions {
@@ -91,10 +92,12 @@ export async function humanListener(o: HumanListenerOptions): Promise<Pipeline> 
       routes,
       identifier,
       authorizer: o.policy,
-      credentials: humanCredentials({ tokens: o.withoutTokens === true ? undefined : o.tokens, trustDomain: config.trustDomain, clock }),
+      credentials: humanCredentials({ tokens: o.withoutTokens === true ? undefined : o.tokens, trustDomain: config.trustDomain, clock, acrSatisfies }),
       upstreams: o.upstreams,
       trustDomain: config.trustDomain,
       gatewayCookies: GATEWAY_COOKIES,
+      ownRouteDeadlines: OWN_ROUTE_DEADLINES,
+      gatewayHeaders: HUMAN_GATEWAY_HEADERS,
       audit,
       metrics: o.metrics,
       clock,
@@ -122,6 +125,7 @@ export async function humanListener(o: HumanListenerOptions): Promise<Pipeline> 
         attestation: { allowedAAGUIDs: w.allowedAAGUIDs?.map((a) => a.toLowerCase()), requireAttestation: w.requireAttestation, roots },
         challengeTtlMs: w.challengeTtl,
         mfa: { require: config.mfa.require, ...(config.mfa.roles !== undefined ? { roles: config.mfa.roles } : {}) },
+        allowSoftwareTotp: config.totp.allowSoftware,
         pendingTtlMs: config.login.pendingTtl,
         sessionAbsoluteMs: config.sessions.absoluteTimeout,
         rateLimit: { max: config.login.rateLimit.max, windowMs: config.login.rateLimit.window },

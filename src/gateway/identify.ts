@@ -67,7 +67,7 @@ export interface SessionSource {
   lookup(
     cookie: string | undefined,
     host: string,
-  ): GatehouseError | { sid: string; userId: string; roles: Readonly<Record<string, readonly string[]>>; amr: readonly string[]; acr: string; lastWebAuthnAt: number };
+  ): GatehouseError | { sid: string; userId: string; roles: Readonly<Record<string, readonly string[]>>; amr: readonly string[]; acr: string; lastWebAuthnAt: number; expiresAt: number };
 }
 
 /** People: the session cookie for this very host, then the revocation of its user or session. */
@@ -83,6 +83,7 @@ export function sessionIdentity(o: { sessions: SessionSource; revocations: Revoc
         principal: { kind: 'user', userId: view.userId, roles: view.roles },
         subject: view.userId,
         tags: [`session:${view.sid}`, `user:${view.userId}`],
+        endBy: view.expiresAt,
         session: { sid: view.sid, userId: view.userId, roles: view.roles, amr: view.amr, acr: view.acr, lastWebAuthnAt: view.lastWebAuthnAt },
       };
     },

@@ -14,7 +14,7 @@
 // listener's configuration; everything else reaches one internal route, so the router never
 // interprets a client's path.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { METHODS, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { GatehouseError, isGatehouseError } from '../errors.js';
@@ -30,7 +30,7 @@ import { credentials, type Credentials } from './credentials.js';
 import { newExchange, type Exchange, type Identity, type ListenerName } from './exchange.js';
 import { forwardHttp, forwardUpgrade, refuseUpgrade, type ForwardOptions } from './forward.js';
 import { requestHygiene } from './hygiene.js';
-import { watchRequest } from './request-deadline.js';
+import { watchRequest, watchResponse, type RequestDeadlines } from './request-deadline.js';
 import type { Identifier } from './identify.js';
 import type { RouteTable } from './routes.js';
 import type { UpstreamClients } from './upstream.js';
@@ -72,6 +72,10 @@ export interface PipelineOptions {
   gatewayPrefix?: string;
   /** At the handshake: a GatehouseError refuses the connection (a revoked certificate). */
   admitConnection?: (facts: ConnectionFacts) => GatehouseError | undefined;
+  /** Deadlines of a request to the gateway's own routes (small bodies: sign-in steps, token exchange). */
+  ownRouteDeadlines: RequestDeadlines;
+  /** Response headers the gateway answers for on this listener (HSTS; '' drops one: Clear-Site-Data). */
+  gatewayHeaders?: Readonly<Record<string, string>>;
 }
 
 export interface Forwarded {
@@ -105,7 +109,11 @@ export async function createPipeline(o: PipelineOptions, registerGatewayRoutes?:
   const prefix = o.gatewayPrefix;
   const isGatewayPath = (url: string): boolean => gatewayPaths.has(url) || (prefix !== undefined && url.startsWith(prefix));
   const log = new DecisionLog({ listener: o.name, audit: o.audit, metrics: o.metrics, clock: o.clock });
-  const forwarding: ForwardOptions = { upstreams: o.upstreams, trustDomain: o.trustDomain, metrics: o.metrics, gatewayCookies: o.gatewayCookies };
+  const forwarding: ForwardOptions = { upstreams: o.upstreams, trustDomain: o.trustDomain, metrics: o.metrics, gatewayCookies: o.gatewayCookies, ...(o.gatewayHeaders !== undefined ? { gatewayHeaders: o.gatewayHeaders } : {}) };
+  /** Connections answered `connection: close` after a refusal: a request pipelined behind it is not decided again, it is refused. */
+  const closing = new WeakSet<object>();
+  /** The decision in progress per connection (pipelined requests wait for the one before). */
+  const deciding = new WeakMap<object, Promise<void>>();
   let respond: RefusalResponder | undefined;
 
   const app = Fastify({
@@ -150,8 +158,12 @@ export async function createPipeline(o: PipelineOptions, registerGatewayRoutes?:
     const started = process.hrtime.bigint();
     const refused = admit(ex, { routes: o.routes, identifier: o.identifier, authorizer: o.authorizer });
     o.metrics.decisionSeconds.observe({ listener: o.name }, Number(process.hrtime.bigint() - started) / 1e9);
-    // the connection carries this identity from now on: when it ends, the connection ends
-    if (ex.identity !== undefined) for (const tag of ex.identity.tags) connections.tag(ex.req.socket, tag);
+    // the connection carries this identity from now on: when it ends, the connection ends (a
+    // front proxy's forward-auth connection carries many people's requests: it is not theirs)
+    if (ex.identity !== undefined && !ex.forwardAuth) {
+      for (const tag of ex.identity.tags) connections.tag(ex.req.socket, tag);
+      if (ex.identity.endBy !== undefined) connections.endBy(ex.req.socket, ex.identity.endBy);
+    }
     if (refused !== undefined) return refused;
     const unclean = ex.forwardAuth ? undefined : requestHygiene(ex);
     if (unclean !== undefined) return unclean;
@@ -164,6 +176,13 @@ export async function createPipeline(o: PipelineOptions, registerGatewayRoutes?:
     const prepare = o.identifier.prepare;
     app.addHook('onRequest', async (req) => prepare(req.raw));
   }
+  // the gateway's own routes: their (small) bodies must come in time too, and an identity that
+  // ends while one runs (a logout) closes the connection after its answer, not before
+  app.addHook('onRequest', async (req) => {
+    if (req.url === PROXY_ROUTE) return;
+    connections.markOwnRequest(req.raw.socket);
+    watchRequest(req.raw, o.ownRouteDeadlines, o.clock, (why) => log.ownRequestAborted({ requestId: req.id, method: req.method, path: req.url.split('?')[0] ?? '', sourceIp: req.ip, why }));
+  });
   // the rate limiter answers before any handler: its refusal is audited here, once
   app.addHook('onError', async (req, _reply, err) => {
     if (isGatehouseError(err, 'ERR_RATE_LIMITED')) log.rateLimited({ requestId: req.id, method: req.method, path: req.url.split('?')[0] ?? '', sourceIp: req.ip, error: err });
@@ -180,6 +199,7 @@ export async function createPipeline(o: PipelineOptions, registerGatewayRoutes?:
         return { ok: false, error: r.error };
       }
       log.allowed(ex);
+      log.answered(ex, 200);
       return { ok: true, headers: { ...r, 'x-gatehouse-subject': ex.identity!.subject, 'x-gatehouse-namespace': ex.route!.namespace, 'x-gatehouse-request-id': ex.id } };
     },
     identify(request) {
@@ -215,19 +235,50 @@ export async function createPipeline(o: PipelineOptions, registerGatewayRoutes?:
     const answered = respond?.(r.error, request, reply, ex.target);
     if (answered !== undefined) return answered;
     // a refused request's body is not read: close the connection rather than drain it
-    if (r.error.status !== 404) void reply.header('connection', 'close');
+    if (r.error.status !== 404) {
+      closing.add(ex.req.socket);
+      void reply.header('connection', 'close');
+    }
     return reply.status(r.error.status).send(errorBody(r.error, ex.id));
   }
 
+  // every method Node parses reaches the pipeline (and its audit), not fastify's unaudited 404
+  for (const method of METHODS) if (method !== 'CONNECT' && !app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true });
   app.all(PROXY_ROUTE, async (request, reply) => {
     const raw = request.raw as IncomingMessage & { originalUrl?: string };
     const ex = exchangeOf(raw, request.id, raw.originalUrl ?? raw.url ?? '');
-    const r = await decideExchange(ex);
+    // requests pipelined on one connection are decided in order: one queued behind a refusal
+    // (answered `connection: close`) is refused too, never forwarded with its answer thrown away
+    const socket = raw.socket;
+    const before = deciding.get(socket);
+    let decided!: () => void;
+    const mine = new Promise<void>((resolve) => (decided = resolve));
+    deciding.set(socket, mine);
+    if (before !== undefined) await before;
+    let r: Record<string, string> | Refusal;
+    try {
+      r = closing.has(socket) ? { error: new GatehouseError('ERR_BAD_REQUEST', 'the connection is closing after a refusal'), reasons: ['bad-path'] } : await decideExchange(ex);
+      if (isRefusal(r) && r.error.status !== 404) closing.add(socket);
+    } finally {
+      decided();
+      if (deciding.get(socket) === mine) deciding.delete(socket);
+    }
     if (isRefusal(r)) return refuse(ex, r, request, reply);
     log.allowed(ex);
     watchRequest(raw, ex.route!, o.clock, (why) => log.requestAborted(ex, why));
     log.answered(ex, await forwardHttp(ex, reply, r, forwarding));
+    // a client that stops reading the answer would hold its connection and an upstream one
+    watchResponse(reply.raw, ex.route!, o.clock, (why) => log.requestAborted(ex, why));
     return reply;
+  });
+
+  // CONNECT (a tunnel) is never the gateway's business: answered and audited, not dropped
+  app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy());
+    const ex = exchangeOf(req, randomUUID(), req.url ?? '');
+    const error = new GatehouseError('ERR_BAD_REQUEST', 'CONNECT is not served');
+    log.refused(ex, { error, reasons: ['bad-path'], extra: { 'event.reason': 'connect-method' } });
+    refuseUpgrade(socket, error, ex.id);
   });
 
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -13,6 +13,8 @@ export interface ProxyRoute {
   stepUp?: number;
   /** A request header with an underscore in its name: refused (default) or dropped. */
   headersWithUnderscores?: 'reject' | 'drop';
+  /** Human listener: the assurance level a session must have proven for this route. */
+  acr?: 'aal1' | 'aal2' | 'aal3';
   /** The whole request must have arrived within this (ms; config gives a default). */
   requestTimeout: number;
   /** The longest silence between two pieces of a request body (ms; config gives a default). */

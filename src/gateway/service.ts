@@ -15,7 +15,7 @@ import { certificateIdentity, type RevocationView } from './identify.js';
 import { createPipeline, type ListenerTls, type Pipeline } from './listener.js';
 import type { RouteTable } from './routes.js';
 import type { UpstreamClients } from './upstream.js';
-import { CRL_PATH, GATEWAY_COOKIES, JWKS_PATH } from './paths.js';
+import { CRL_PATH, GATEWAY_COOKIES, JWKS_PATH, OWN_ROUTE_DEADLINES } from './paths.js';
 import type { FastifyServerOptions } from 'fastify';
 
 export { CRL_PATH, JWKS_PATH, TOKEN_PATH };
@@ -60,6 +60,7 @@ export async function serviceListener(o: ServiceListenerOptions): Promise<Servic
       upstreams: o.upstreams,
       trustDomain: o.trustDomain,
       gatewayCookies: GATEWAY_COOKIES,
+      ownRouteDeadlines: OWN_ROUTE_DEADLINES,
       audit: o.audit,
       metrics: o.metrics,
       clock: o.clock,

@@ -22,7 +22,6 @@ beforeEach(() => b.upstream.reset());
 describe('attack: a channel outlives its identity', () => {
   it(
     "a WebSocket is closed when its session reaches its absolute lifetime, not up to an idle timeout later",
-    { todo: "found by attack: nothing ends a session at expiresAt unless a request looks it up; its WebSockets live until the lease runs out (idle timeout + writeback + 1 s later)" },
     async () => {
       const s = await b.session({ userId: 'abe', absoluteMs: 5 * 60_000 });
       const ws = await openWebSocket(b, { listener: 'human', cookie: s.cookie });
@@ -104,7 +103,6 @@ describe('attack: a channel outlives its identity', () => {
 
   it(
     'logout on a kept-alive connection that carried the session: the logout answer (and its Set-Cookie clearing the cookie) still reaches the browser',
-    { todo: "found by attack: POST /.gatehouse/logout ends the session, which destroys every connection tagged with it — the logout request's own connection included — before the answer is written (socket hang up)" },
     async () => {
       const s = await b.session({ userId: 'kal' });
       const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
@@ -138,7 +136,6 @@ describe('attack: a channel outlives its identity', () => {
 
   it(
     "forward-auth does not tie the front proxy's shared connection to the people it asks about (one logout must not cut every user's verify on it)",
-    { todo: "found by attack: Pipeline.decide() tags the trusted proxy's keep-alive connection with each user's session and user labels: any one person's logout or revocation destroys the connection the proxy uses for everyone's verify subrequests" },
     async () => {
       const alice = await b.session({ userId: 'fa1' });
       const bob = await b.session({ userId: 'fa2' });

@@ -224,7 +224,7 @@ export async function startBench(o: BenchOptions = {}): Promise<Bench> {
       `  human: { address: "${o.address ?? '127.0.0.1'}", port: 0${conn} }`,
       '  admin: { address: 127.0.0.1, port: 0 }',
       `webauthn: { rpId: ${TD}, origins: ["https://${APP}", "https://${OTHER}"] }`,
-      o.login ?? 'login: { rateLimit: { max: 10000, window: 1m } }',
+      o.login ?? "login: { rateLimit: { max: 10000, window: 1m }, forwardAuth: { trustedProxies: ['127.0.0.1'] } }",
       `sessions: { idleTimeout: ${idleMs}ms }`,
       o.extra ?? '',
       'routes:',

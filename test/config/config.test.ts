@@ -131,7 +131,7 @@ describe('config', () => {
     assert.equal(c.routes[1]?.headersWithUnderscores, 'drop');
     assert.match(invalid('routes:\n  - { host: a.b, namespace: ns, service: svc, upstream: "http://127.0.0.1:1", headersWithUnderscores: keep }\n'), /gatehouse\.yaml:2: routes\[0\]\.headersWithUnderscores must be one of reject, drop, got string "keep"/);
     assert.match(invalid('listeners:\n  admin: { port: 9090, connections: { maxPerAddress: 0, idle: 1s } }\n'), /listeners\.admin\.connections\.maxPerAddress must be at least 1/);
-    assert.match(invalid('listeners:\n  admin: { port: 9090, connections: { idle: 1s } }\n'), /gatehouse\.yaml:2: listeners\.admin\.connections\.idle unknown key \(allowed here: handshakeTimeout, headersTimeout, idleTimeout, maxPerAddress\)/);
+    assert.match(invalid('listeners:\n  admin: { port: 9090, connections: { idle: 1s } }\n'), /gatehouse\.yaml:2: listeners\.admin\.connections\.idle unknown key \(allowed here: handshakeTimeout, headersTimeout, idleTimeout, maxPerAddress, maxConnections\)/);
   });
 
   it('a section given is taken as given: defaults fill only its absent keys, and an empty key is absent', () => {

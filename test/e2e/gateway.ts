@@ -54,6 +54,8 @@ export async function startGateway(dir: string, clock: OffsetClock, upstreamPort
     `  rpId: ${DOMAIN}`,
     `  origins: ["${origin}"]`,
     extraWebauthn,
+    // the browser tests enroll with the page's phone-app seed
+    'totp: { allowSoftware: true }',
     'routes:',
     `  - { host: dash.${DOMAIN}, namespace: ops, service: dash, upstream: "http://127.0.0.1:${upstreamPort}" }`,
     '',

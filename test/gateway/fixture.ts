@@ -22,6 +22,7 @@ import { PAYMENTS_WITH_PEOPLE, createSession, type TestSession } from '../revoca
 export const TD = 'example.org';
 export const APP_HOST = 'app.example.org';
 export const DROP_HOST = 'drop.example.org';
+export const AAL3_HOST = 'aal3.example.org';
 /** A route whose upstream ignores case and reads every refused-by-default path form literally. */
 export const LENIENT_HOST = 'lenient.payments';
 export const GATEWAY_COOKIE_LINES = ['__Host-gatehouse=stolen-session; Path=/; Secure; HttpOnly; SameSite=Lax', '__Host-gatehouse-state=evil; Path=/; Secure', ' __HOST-GATEHOUSE-LOGIN=evil; Path=/'];
@@ -79,7 +80,7 @@ export interface GatewayFixture {
   servicePort: number;
   humanPort: number;
   adminPort: number;
-  session(userId?: string, roles?: Record<string, string[]>, host?: string): Promise<TestSession>;
+  session(userId?: string, roles?: Record<string, string[]>, host?: string, acr?: string): Promise<TestSession>;
   /** Issues a certificate for frontend/web valid for ttlMs from now (real time: the handshake checks it). */
   shortLived(ttlMs: number): Promise<IssuedCertificate>;
   events(): Promise<AuditEvent[]>;
@@ -115,6 +116,7 @@ export async function startGatewayFixture(o: { login?: string; extra?: string } 
     `  - { host: drop.payments, namespace: payments, service: api, upstream: "${upstream.url}", headersWithUnderscores: drop }`,
     `  - { host: ${APP_HOST}, namespace: payments, service: api, upstream: "${upstream.url}" }`,
     `  - { host: ${DROP_HOST}, namespace: payments, service: api, upstream: "${upstream.url}", headersWithUnderscores: drop }`,
+    `  - { host: ${AAL3_HOST}, namespace: payments, service: api, upstream: "${upstream.url}", acr: aal3 }`,
     `  - { host: ${LENIENT_HOST}, namespace: payments, service: api, upstream: "${upstream.url}", paths: case-insensitive, allowPathForms: [double-encoding, overlong-utf8, trailing-dot, encoded-space, encoded-semicolon] }`,
     '',
   ].join('\n');
@@ -135,7 +137,7 @@ export async function startGatewayFixture(o: { login?: string; extra?: string } 
     servicePort: at.service!.port,
     humanPort: at.human!.port,
     adminPort: at.admin.port,
-    session: (userId = 'alice', roles = { payments: ['ops-admin'] }, host = APP_HOST) => createSession(store, { userId, roles, host }),
+    session: (userId = 'alice', roles = { payments: ['ops-admin'] }, host = APP_HOST, acr = 'aal3') => createSession(store, { userId, roles, host, acr }),
     shortLived: (ttlMs) => issueCertificate(ca, { namespace: 'frontend', service: 'web', ttlMs }),
     async events() {
       await app.audit.flush();

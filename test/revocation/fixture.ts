@@ -89,7 +89,7 @@ export interface TestSession {
 }
 
 /** A user (active) and a live session for app.example.org, as authenticate stores them. */
-export async function createSession(store: Store, o: { userId: string; roles: Record<string, string[]>; lastWebAuthnAt?: number; absoluteMs?: number; host?: string }): Promise<TestSession> {
+export async function createSession(store: Store, o: { userId: string; roles: Record<string, string[]>; lastWebAuthnAt?: number; absoluteMs?: number; host?: string; acr?: string }): Promise<TestSession> {
   const now = Date.now();
   await store.put(`/gatehouse/users/${o.userId}`, JSON.stringify({ format: 1, id: o.userId, roles: o.roles, status: 'active', createdAt: now }));
   const cookie = randomBytes(32).toString('base64url');
@@ -103,7 +103,7 @@ export async function createSession(store: Store, o: { userId: string; roles: Re
     userId: o.userId,
     roles: o.roles,
     amr: ['hwk', 'user', 'otp'],
-    acr: 'aal3',
+    acr: o.acr ?? 'aal3',
     credentialId: 'test-credential',
     host: o.host ?? HUMAN_HOST,
     createdAt: now,

@@ -259,7 +259,7 @@ export async function humanRoutes(app: FastifyInstance, options: HumanRoutesOpti
       const fwdHost = first(req.headers['x-forwarded-host']);
       const fwdUri = first(req.headers['x-forwarded-uri']);
       let verdict;
-      if ((c.trustedProxies !== undefined && !c.trustedProxies.includes(peer)) || fwdHost === undefined || fwdHost === '' || fwdUri === undefined || fwdUri === '') {
+      if (c.trustedProxies === undefined || !c.trustedProxies.includes(peer) || fwdHost === undefined || fwdHost === '' || fwdUri === undefined || fwdUri === '') {
         verdict = { ok: false as const, error: new GatehouseError('ERR_FORWARD_AUTH_REFUSED') };
       } else {
         verdict = await c.verifyForwarded(req, { host: fwdHost, method: (first(req.headers['x-forwarded-method']) ?? 'GET').toUpperCase(), target: fwdUri });
