@@ -7,18 +7,17 @@
 // recomputes any link by hand.
 import { createHash } from 'node:crypto';
 import { text, type KeyValue, type Store } from '../store/index.js';
-import { AUDIT_PREFIX, CHECKPOINT_PREFIX, ROOT, jsonCodec } from '../store/keys.js';
+import { AUDIT_HEAD_PREFIX, AUDIT_PREFIX, CHECKPOINT_PREFIX, jsonCodec } from '../store/keys.js';
 import { GatehouseError } from '../errors.js';
 import type { AuditEvent } from '../contracts/audit.js';
 import { canonicalJson } from './lib/canonical-json.js';
 
-export { AUDIT_PREFIX, CHECKPOINT_PREFIX };
 /**
  * `audit-heads/<replica>` -> the latest checkpoint of the chain that replica writes, signed again
  * without its witness list (a compact JWS of the same kind): where a restarted writer finds its
  * chain, and what the other replicas read at every checkpoint to witness it.
  */
-export const AUDIT_HEAD_PREFIX = `${ROOT}audit-heads/`;
+export { AUDIT_PREFIX, AUDIT_HEAD_PREFIX, CHECKPOINT_PREFIX };
 export const GENESIS = '0'.repeat(64);
 export const SEQ_DIGITS = 16;
 export const REPLICA_ID = /^[A-Za-z0-9._-]{1,128}$/;

@@ -2,23 +2,17 @@
 // allows, policy. Each step either fills in the exchange or returns the refusal; a policy engine
 // that throws is a refusal too.
 import { GatehouseError } from '../errors.js';
-import type { Authorizer, Decision, PathCase } from '../contracts/authz.js';
+import type { Authorizer, Decision } from '../contracts/authz.js';
 import { reasonsFor, type Refusal } from './audit.js';
 import type { Exchange } from './exchange.js';
 import type { Identifier } from './identify.js';
-import { PATH_FORMS, checkRequestTarget, refusedForm, type PathForm, type PathProblem } from './path.js';
+import { PATH_FORMS, checkRequestTarget, refusedForm, type PathProblem } from './path.js';
 import type { ProxyRoute, RouteTable } from './routes.js';
 
 export interface AdmitOptions {
   routes: RouteTable;
   identifier: Identifier;
   authorizer: Authorizer;
-}
-
-/** How a route's upstream reads paths (config routes[].paths and routes[].allowPathForms; absent: exact, none). */
-interface RoutePaths {
-  paths?: PathCase;
-  allowPathForms?: readonly PathForm[];
 }
 
 function pathRefusal(problem: PathProblem): Refusal {
@@ -38,7 +32,7 @@ export function admit(ex: Exchange, o: AdmitOptions): Refusal | undefined {
   if (who instanceof GatehouseError) return { error: who, reasons: reasonsFor(who) };
   ex.identity = who;
 
-  const route: (ProxyRoute & RoutePaths) | undefined = o.routes.get(ex.host);
+  const route: ProxyRoute | undefined = o.routes.get(ex.host);
   if (route === undefined) return { error: new GatehouseError('ERR_ROUTE_NOT_FOUND', 'no route for this host'), reasons: ['unknown-route'] };
   ex.route = route;
 

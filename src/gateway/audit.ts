@@ -64,7 +64,13 @@ export class DecisionLog {
         : {}),
       ...(route !== undefined ? { 'gatehouse.namespace': route.namespace, 'gatehouse.service': route.service, 'service.name': route.service } : {}),
       ...(d !== undefined
-        ? { 'gatehouse.reasons': d.reasons, 'gatehouse.mode': d.mode, 'gatehouse.policy_version': d.policyVersion, ...(d.rule !== undefined ? { 'gatehouse.rule': d.rule } : {}) }
+        ? {
+            'gatehouse.reasons': d.reasons,
+            'gatehouse.mode': d.mode,
+            'gatehouse.policy_version': d.policyVersion,
+            ...(d.rule !== undefined ? { 'gatehouse.rule': d.rule } : {}),
+            ...(d.comparison !== undefined ? { 'gatehouse.path_comparison': d.comparison } : {}),
+          }
         : {}),
       ...(ex.forwardAuth ? { 'gatehouse.forward_auth': true } : {}),
     };

@@ -13,6 +13,10 @@ export interface ProxyRoute {
   stepUp?: number;
   /** A request header with an underscore in its name: refused (default) or dropped. */
   headersWithUnderscores?: 'reject' | 'drop';
+  /** How the upstream compares paths: allow rules exact (default) or also case-folded. */
+  paths?: 'exact' | 'case-insensitive';
+  /** Path spellings refused by default that this upstream reads literally (gateway/path.ts PATH_FORMS). */
+  allowPathForms?: readonly ('double-encoding' | 'overlong-utf8' | 'trailing-dot' | 'encoded-space' | 'encoded-semicolon')[];
   /** Human listener: the assurance level a session must have proven for this route. */
   acr?: 'aal1' | 'aal2' | 'aal3';
   /** The whole request must have arrived within this (ms; config gives a default). */

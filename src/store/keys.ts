@@ -58,6 +58,8 @@ export const POLICY_PREFIX = `${ROOT}policy/`;
 export const AUDIT_PREFIX = `${ROOT}audit/`;
 /** `audit-checkpoints/<chain>/<seq, 16 digits>`. */
 export const CHECKPOINT_PREFIX = `${ROOT}audit-checkpoints/`;
+/** audit-heads/<replica>: the latest checkpoint of the chain that replica writes, without its witness list. */
+export const AUDIT_HEAD_PREFIX = `${ROOT}audit-heads/`;
 
 export const storeKeys = {
   user: (id: string): string => USERS_PREFIX + id,
