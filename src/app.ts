@@ -13,7 +13,7 @@ import { PolicyEngine } from './authorize/index.js';
 import { SessionManager } from './authenticate/index.js';
 import { openTokenService, type TokenService } from './tokens/index.js';
 import { RevocationSet } from './revocation/index.js';
-import { RouteTable } from './gateway/routes.js';
+import { RouteTable } from './gateway/exchange.js';
 import { UpstreamClients } from './gateway/upstream.js';
 import { serviceListener } from './gateway/service.js';
 import { humanListener } from './gateway/human.js';

@@ -7,7 +7,7 @@ import { reasonsFor, type Refusal } from './audit.js';
 import type { Exchange } from './exchange.js';
 import type { Identifier } from './identify.js';
 import { PATH_FORMS, checkRequestTarget, refusedForm, type PathProblem } from './path.js';
-import type { ProxyRoute, RouteTable } from './routes.js';
+import type { ProxyRoute, RouteTable } from './exchange.js';
 
 export interface AdmitOptions {
   routes: RouteTable;

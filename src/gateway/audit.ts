@@ -9,7 +9,7 @@ import type { Clock } from '../lib/clock.js';
 import type { GatewayMetrics } from '../lib/metrics.js';
 import { addressKey, type ConnectionFacts, type ConnectionRefusal } from './connection.js';
 import type { Exchange, ListenerName } from './exchange.js';
-import { routeLabel } from './routes.js';
+import { routeLabel } from './exchange.js';
 
 export interface DecisionLogOptions {
   listener: ListenerName;

@@ -8,7 +8,7 @@ import type { MintInput, MintedToken, VerifiedToken, VerifyOptions } from '../to
 import type { Refusal } from './audit.js';
 import type { ConnectionFacts } from './connection.js';
 import type { Exchange } from './exchange.js';
-import type { ProxyRoute } from './routes.js';
+import type { ProxyRoute } from './exchange.js';
 import { upstreamSpiffeId } from './upstream.js';
 
 /** What the stage needs of the token service. */

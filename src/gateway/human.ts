@@ -34,7 +34,7 @@ import { humanCredentials, type TokenIssuer } from './credentials.js';
 import type { SessionFacts } from './exchange.js';
 import { sessionIdentity } from './identify.js';
 import { createPipeline, type Pipeline } from './listener.js';
-import type { RouteTable } from './routes.js';
+import type { RouteTable } from './exchange.js';
 import { GATEWAY_COOKIES, HUMAN_GATEWAY_HEADERS, JWKS_PATH, OWN_ROUTE_DEADLINES } from './paths.js';
 import type { UpstreamClients } from './upstream.js';
 

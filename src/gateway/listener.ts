@@ -29,10 +29,10 @@ import { connectionServerOptions, connectionTlsOptions, installConnectionStage, 
 import { credentials, type Credentials } from './credentials.js';
 import { newExchange, type Exchange, type Identity, type ListenerName } from './exchange.js';
 import { forwardHttp, forwardUpgrade, refuseUpgrade, type ForwardOptions } from './forward.js';
-import { requestHygiene } from './hygiene.js';
-import { watchRequest, watchResponse, type RequestDeadlines } from './request-deadline.js';
+import { requestHygiene } from './headers.js';
+import { watchRequest, watchResponse, type RequestDeadlines } from './forward.js';
 import type { Identifier } from './identify.js';
-import type { RouteTable } from './routes.js';
+import type { RouteTable } from './exchange.js';
 import type { UpstreamClients } from './upstream.js';
 
 /** Internal route every proxied request is rewritten to; the handler reads the original target. */

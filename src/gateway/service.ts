@@ -13,7 +13,7 @@ import type { ConnectionLimits } from './connection.js';
 import { serviceCredentials, type ServiceCredentials, type TokenIssuer } from './credentials.js';
 import { certificateIdentity, type RevocationView } from './identify.js';
 import { createPipeline, type ListenerTls, type Pipeline } from './listener.js';
-import type { RouteTable } from './routes.js';
+import type { RouteTable } from './exchange.js';
 import type { UpstreamClients } from './upstream.js';
 import { CRL_PATH, GATEWAY_COOKIES, JWKS_PATH, OWN_ROUTE_DEADLINES } from './paths.js';
 import type { FastifyServerOptions } from 'fastify';

@@ -28,8 +28,8 @@ import {
   type ConnectionRefusal,
   type ConnectionStage,
 } from '../../src/gateway/connection.js';
-import { uriSans } from '../../src/gateway/connection-facts.js';
-import { DeadlineQueue } from '../../src/gateway/connection-deadlines.js';
+import { uriSans } from '../../src/gateway/connection.js';
+import { DeadlineQueue } from '../../src/lib/deadline-queue.js';
 
 const ATTACKER = '127.0.0.3';
 const LEGIT = '127.0.0.2';

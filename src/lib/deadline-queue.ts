@@ -1,9 +1,10 @@
-// Every connection deadline (handshake, idle, certificate expiry, close grace) on one clock timer.
+// Many deadlines on one clock timer (the connection stage's handshake, idle, expiry and close
+// grace deadlines of every connection).
 // A min-heap holds at most one live entry per item, at its earliest deadline: a deadline that
 // moves later (the idle deadline after each request) costs nothing until its old entry comes
 // up, is found early and re-queued once. So a request costs O(1), a connection O(log n) a few
 // times, and there is one timer however many connections are open.
-import type { Clock, TimerHandle } from '../lib/clock.js';
+import type { Clock, TimerHandle } from './clock.js';
 
 const MAX_DELAY_MS = 2 ** 31 - 1;
 
