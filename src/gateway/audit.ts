@@ -116,20 +116,9 @@ export class DecisionLog {
     if (r.reason === 'handshake-abandoned') return;
     let folded = 0;
     if (r.reason === 'per-address-limit' || r.reason === 'listener-limit') {
-      const now = this.#o.clock.now();
-      // one client is one address, or one IPv6 /64: the cap counts them so, and so does the fold
-      const key = addressKey(r.remoteAddress);
-      const seen = this.#capped.get(key);
-      if (seen !== undefined && now < seen.until) {
-        seen.folded++;
-        return;
-      }
-      folded = seen?.folded ?? 0;
-      if (this.#capped.size >= 10_000) for (const [k, v] of this.#capped) if (v.until <= now) this.#capped.delete(k);
-      // still full of live entries: the oldest makes room (Maps iterate in insertion order)
-      if (this.#capped.size >= 10_000) this.#capped.delete(this.#capped.keys().next().value!);
-      this.#capped.delete(key);
-      this.#capped.set(key, { until: now + 60_000, folded: 0 });
+      const f = this.#fold(`conn ${r.remoteAddress}`);
+      if (f === undefined) return;
+      folded = f;
     }
     this.#o.audit.append({
       '@timestamp': new Date(this.#o.clock.now()).toISOString(),
@@ -193,6 +182,10 @@ export class DecisionLog {
 
   /** A gateway route refused by the rate limiter: one event (the request never reached its handler). */
   rateLimited(o: { requestId: string; method: string; path: string; sourceIp: string; error: GatehouseError }): void {
+    this.#o.metrics.requests.inc({ listener: this.#o.listener, route: 'gateway', decision: 'deny', status: String(o.error.status) });
+    // a flood from one client is one event a minute, with how many it stands for
+    const folded = this.#fold(`rate ${o.sourceIp}`);
+    if (folded === undefined) return;
     this.#o.audit.append({
       '@timestamp': new Date(this.#o.clock.now()).toISOString(),
       'event.action': 'http.rate_limited',
@@ -205,7 +198,28 @@ export class DecisionLog {
       'gatehouse.reasons': ['rate-limited'],
       'gatehouse.error_code': o.error.code,
       'http.response.status_code': o.error.status,
+      ...(folded > 0 ? { 'gatehouse.refusals_folded': folded } : {}),
     });
-    this.#o.metrics.requests.inc({ listener: this.#o.listener, route: 'gateway', decision: 'deny', status: String(o.error.status) });
+  }
+
+  /**
+   * One event a minute per client (an address, or an IPv6 /64) and kind: undefined when this
+   * refusal is folded into the next event, else how many were folded since the last.
+   */
+  #fold(kind: string): number | undefined {
+    const [what = '', address = ''] = kind.split(' ');
+    const key = `${what} ${addressKey(address)}`;
+    const now = this.#o.clock.now();
+    const seen = this.#capped.get(key);
+    if (seen !== undefined && now < seen.until) {
+      seen.folded++;
+      return undefined;
+    }
+    if (this.#capped.size >= 10_000) for (const [k, v] of this.#capped) if (v.until <= now) this.#capped.delete(k);
+    // still full of live entries: the oldest makes room (Maps iterate in insertion order)
+    if (this.#capped.size >= 10_000) this.#capped.delete(this.#capped.keys().next().value!);
+    this.#capped.delete(key);
+    this.#capped.set(key, { until: now + 60_000, folded: 0 });
+    return seen?.folded ?? 0;
   }
 }

@@ -89,6 +89,17 @@ describe('exactly one audit event per decision', () => {
     assert.equal(limited[0]!['gatehouse.error_code'], 'ERR_RATE_LIMITED');
   });
 
+  it('a flood of rate-limited requests from one client is one event a minute, saying how many it stands for (not an audit flood)', async () => {
+    for (let i = 0; i < 20; i++) await call(f, { listener: 'human', method: 'GET', path: '/.gatehouse/login?rd=/', headers: { accept: 'text/html' } });
+    assert.equal((await f.events()).filter((e) => e['event.action'] === 'http.rate_limited').length, 1, 'folded into the first minute');
+    f.clock.advance(61_000);
+    await call(f, { listener: 'human', method: 'GET', path: '/.gatehouse/login?rd=/', headers: { accept: 'text/html' } });
+    const limited = (await f.events()).filter((e) => e['event.action'] === 'http.rate_limited');
+    // the rate limiter's own window may have reopened: the next event comes only with a refusal
+    assert.ok(limited.length <= 2, JSON.stringify(limited));
+    if (limited.length === 2) assert.equal(limited[1]!['gatehouse.refusals_folded'], 20);
+  });
+
   it('/metrics counts a denial under its route, not route="none"', async () => {
     const text = await new Promise<string>((resolve, reject) => {
       http.get({ host: '127.0.0.1', port: f.adminPort, path: '/metrics' }, (res) => {
