@@ -150,6 +150,8 @@ export const ERROR_CODES = {
   ERR_SESSION_REVOKED: { status: 401, summary: 'The session has been revoked.' },
   ERR_USER_REVOKED: { status: 403, summary: 'The user has been revoked.' },
   ERR_SERVICE_REVOKED: { status: 403, summary: 'The service (its SPIFFE ID) has been revoked.' },
+  ERR_REVOCATION_NOT_FOUND: { status: 404, summary: 'Nothing of this kind and id is revoked: there is nothing to lift.' },
+  ERR_REVOCATION_PERMANENT: { status: 409, summary: 'A certificate revocation is final and cannot be lifted.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -9,7 +9,7 @@ import { text, type KeyValue, type Store } from '../store/index.js';
 import { PrefixMirror, reporterFor, type FollowPhase, type FollowerReporter } from '../store/mirror.js';
 import type { Bus, BusMessage, Subscription } from '../bus/index.js';
 import { canonicalSerial } from '../pki/index.js';
-import { REVOCATION_PATTERN, REVOKED_PREFIX, isRevocationKind, type RevocationKind, type RevocationRecord } from './types.js';
+import { LIFT_SUBJECT_PREFIX, REVOCATION_PATTERN, REVOKED_PREFIX, isRevocationKind, type RevocationKind, type RevocationRecord } from './types.js';
 
 export type RevocationPath = 'store' | 'bus';
 
@@ -90,7 +90,7 @@ export class RevocationSet {
         clock: set.#clock,
         retry: RETRY,
         reporter: o.follower ?? reporterFor(set.#onError),
-        decode: (kv, name) => decode(kv, name, set.#clock.now()),
+        decode: (kv, name) => decodeStoredRevocation(kv, name, set.#clock.now()),
       },
       {
         put: (_name, rec, _kv, phase) => set.#add(rec, 'store', true, phase !== 'load'),
@@ -203,6 +203,10 @@ export class RevocationSet {
 
   #onMessage(m: BusMessage): void {
     this.#busSeq = Math.max(this.#busSeq, m.seq);
+    if (m.subject.startsWith(LIFT_SUBJECT_PREFIX)) {
+      this.#onLift(m);
+      return;
+    }
     let record: RevocationRecord | undefined;
     try {
       record = normalise(JSON.parse(Buffer.from(m.data).toString('utf8')));
@@ -218,6 +222,25 @@ export class RevocationSet {
     const lifted = this.#lifted.get(k);
     if (lifted !== undefined && lifted >= record.revokedAt) return;
     this.#add(record, 'bus', false, true);
+  }
+
+  /**
+   * A lift on the bus: the store already deleted the record, and its delete event drops a stored
+   * entry (the store decides). Here: an entry this replica knows from the bus only (whose store
+   * record it may never see: written and deleted while its watch was away), and any older
+   * revocation message of that kind and id still to come.
+   */
+  #onLift(m: BusMessage): void {
+    const lift = parseLift(Buffer.from(m.data).toString('utf8'));
+    if (lift === undefined) {
+      this.#onError(new Error(`revocation: ignoring an unreadable lift message (seq ${m.seq}, ${m.subject})`));
+      return;
+    }
+    const k = keyOf(lift.kind, lift.id);
+    const e = this.#entries.get(k);
+    if (e !== undefined && !e.stored && e.record.revokedAt <= lift.revokedAt) this.#entries.delete(k);
+    const before = this.#lifted.get(k);
+    if (before === undefined || before < lift.revokedAt) this.#lifted.set(k, lift.revokedAt);
   }
 
   /** Subscribes to the bus (resuming after the last message handled); throws when it cannot, and the caller retries. */
@@ -265,7 +288,7 @@ export class RevocationSet {
 
   /** A key that names a kind and id counts as revoked even when its value is unreadable: fail closed. */
   #failClosed(name: string, phase: FollowPhase): void {
-    const parsed = parseKey(REVOKED_PREFIX + name);
+    const parsed = parseRevokedKey(REVOKED_PREFIX + name);
     if (parsed === undefined) return;
     const fallback: RevocationRecord = { format: 1, kind: parsed.kind, id: parsed.id, reason: 'unspecified', revokedAt: new Date(this.#clock.now()).toISOString(), by: 'unknown', expiresAt: null };
     this.#add(fallback, 'store', true, phase !== 'load');
@@ -273,7 +296,7 @@ export class RevocationSet {
 
   /** The key left the store (lease end, lifted): an older bus message cannot bring it back. */
   #removeStored(name: string): void {
-    const parsed = parseKey(REVOKED_PREFIX + name);
+    const parsed = parseRevokedKey(REVOKED_PREFIX + name);
     if (parsed === undefined) return;
     const k = keyOf(parsed.kind, parsed.id);
     const e = this.#entries.get(k);
@@ -293,10 +316,25 @@ export class RevocationSet {
   }
 }
 
+/** The kind, id and revokedAt of a lift message, or undefined. */
+function parseLift(body: string): { kind: RevocationKind; id: string; revokedAt: string } | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  const l = (v !== null && typeof v === 'object' ? (v as { lift?: unknown }).lift : undefined) as Record<string, unknown> | undefined;
+  if (l === null || typeof l !== 'object' || !isRevocationKind(l.kind) || typeof l.id !== 'string' || l.id === '') return undefined;
+  if (typeof l.revokedAt !== 'string' || Number.isNaN(Date.parse(l.revokedAt))) return undefined;
+  const id = l.kind === 'cert' ? canonicalSerial(l.id) : l.id;
+  return id === undefined ? undefined : { kind: l.kind, id, revokedAt: l.revokedAt };
+}
+
 /** One stored revocation; throws for a key that names no kind and id, or a value that cannot be read. */
-function decode(kv: KeyValue, name: string, now: number): RevocationRecord {
+export function decodeStoredRevocation(kv: KeyValue, name: string, now: number): RevocationRecord {
   const key = REVOKED_PREFIX + name;
-  const parsed = parseKey(key);
+  const parsed = parseRevokedKey(key);
   if (parsed === undefined) throw new GatehouseError('ERR_STORE_CORRUPT', `revocation: ignoring ${JSON.stringify(key.slice(0, 120))}: not <kind>/<id>`);
   const unreadable = (why: string): GatehouseError =>
     new GatehouseError('ERR_STORE_CORRUPT', `revocation: the record at ${key.slice(0, 120)} is unreadable (${why}); treating it as revoked`);
@@ -321,7 +359,8 @@ function decode(kv: KeyValue, name: string, now: number): RevocationRecord {
   return rec;
 }
 
-function parseKey(key: string): { kind: RevocationKind; id: string } | undefined {
+/** The kind and (canonical) id a key under revoked/ names, or undefined: such a key revokes nothing. */
+export function parseRevokedKey(key: string): { kind: RevocationKind; id: string } | undefined {
   if (!key.startsWith(REVOKED_PREFIX)) return undefined;
   const rest = key.slice(REVOKED_PREFIX.length);
   const slash = rest.indexOf('/');

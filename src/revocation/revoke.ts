@@ -19,6 +19,8 @@ export interface RevokeRequest {
   by: string;
   /** cert only: the certificate's notAfter when the issued index does not know the serial. */
   notAfter?: string;
+  /** Revoke what checkRevocationTarget would refuse (an unknown user, a foreign trust domain). */
+  force?: boolean;
 }
 
 export interface RevokeResult {
@@ -68,16 +70,26 @@ export function canonicalId(kind: RevocationKind, id: unknown): string {
   }
 }
 
-export function parseRevokeRequest(args: unknown, by: string): RevokeRequest {
+/** The kind, canonical id and reason of a revocation or a lift; throws ERR_REVOCATION_INVALID. */
+export function parseRevocationTarget(args: unknown): { kind: RevocationKind; id: string; reason: string; a: Record<string, unknown> } {
   if (args === null || typeof args !== 'object' || Array.isArray(args)) throw bad('expected {kind, id, reason?}');
   const a = args as Record<string, unknown>;
   if (!isRevocationKind(a.kind)) throw bad('kind must be session, user, token, cert or service');
   const reason = a.reason ?? 'unspecified';
   if (typeof reason !== 'string' || reason.length > 200 || [...reason].some((ch) => ch.charCodeAt(0) < 0x20)) throw bad('reason must be text of at most 200 characters');
-  const out: RevokeRequest = { kind: a.kind, id: canonicalId(a.kind, a.id), reason, by };
+  return { kind: a.kind, id: canonicalId(a.kind, a.id), reason, a };
+}
+
+export function parseRevokeRequest(args: unknown, by: string): RevokeRequest {
+  const { kind, id, reason, a } = parseRevocationTarget(args);
+  const out: RevokeRequest = { kind, id, reason, by };
   if (a.notAfter !== undefined) {
     if (typeof a.notAfter !== 'string' || Number.isNaN(Date.parse(a.notAfter))) throw bad('notAfter must be an ISO time');
     out.notAfter = a.notAfter;
+  }
+  if (a.force !== undefined) {
+    if (typeof a.force !== 'boolean') throw bad('force must be true or false');
+    out.force = a.force;
   }
   return out;
 }
@@ -89,13 +101,18 @@ const PUBLISH_BUDGET_MS = 1_500;
 const PUBLISH_RETRY = { minMs: 100, maxMs: 900, factor: 3 };
 
 /** Broadcasts a record; retried (on the clock), never thrown: the store write already happened and is the authority. */
-export async function publishRevocation(bus: Bus | undefined, record: RevocationRecord, onError?: (err: Error) => void, clock: Clock = systemClock): Promise<number | null> {
+export function publishRevocation(bus: Bus | undefined, record: RevocationRecord, onError?: (err: Error) => void, clock: Clock = systemClock): Promise<number | null> {
+  return publishWithRetry(bus, `${REVOCATION_SUBJECT_PREFIX}${record.kind}`, JSON.stringify(record), onError, clock);
+}
+
+/** A revocation or a lift on the bus, after its store write: a few attempts within the budget; null when none got through. */
+export async function publishWithRetry(bus: Bus | undefined, subject: string, body: string, onError?: (err: Error) => void, clock: Clock = systemClock): Promise<number | null> {
   if (bus === undefined) return null;
   const started = clock.now();
   const delays = new Delays(PUBLISH_RETRY);
   for (let attempt = 0; attempt < PUBLISH_ATTEMPTS && (attempt === 0 || clock.now() - started < PUBLISH_BUDGET_MS); attempt++) {
     try {
-      return await bus.publish(`${REVOCATION_SUBJECT_PREFIX}${record.kind}`, JSON.stringify(record));
+      return await bus.publish(subject, body);
     } catch (err) {
       onError?.(err instanceof Error ? err : new Error(String(err)));
       if (attempt < PUBLISH_ATTEMPTS - 1) await sleep(clock, delays.next());

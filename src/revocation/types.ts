@@ -4,8 +4,9 @@ import { jsonCodec, storeKeys, type RecordCodec } from '../store/keys.js';
 
 // Where revocations live: the store's one key layout (src/store/keys.ts).
 export { REVOKED_PREFIX } from '../store/keys.js';
-/** Bus subjects: revocation.<kind>; every replica subscribes to revocation.> */
+/** Bus subjects: revocation.<kind>, and revocation.lifted.<kind> for a lift; every replica subscribes to revocation.> */
 export const REVOCATION_SUBJECT_PREFIX = 'revocation.';
+export const LIFT_SUBJECT_PREFIX = 'revocation.lifted.';
 export const REVOCATION_PATTERN = 'revocation.>';
 
 export const REVOCATION_KINDS = ['session', 'user', 'token', 'cert', 'service'] as const;
@@ -46,3 +47,19 @@ export const revokedKey: (kind: RevocationKind, id: string) => string = storeKey
 /** A revocation record as revoke() writes it (not the certificate kind's: that is pki's CertRevocation). */
 export const revocationCodec: RecordCodec<RevocationRecord> = jsonCodec<RevocationRecord>('revocation', (v) =>
   isRevocationKind(v.kind) && typeof v.id === 'string' && typeof v.revokedAt === 'string' ? undefined : 'not a revocation record (kind, id, revokedAt)');
+
+/**
+ * The body of a revocation.lifted.<kind> message: the record at revoked/<kind>/<id> that was
+ * deleted. Nested under `lift`, so a replica that predates lifts reads it as no revocation.
+ */
+export interface RevocationLift {
+  format: 1;
+  lift: {
+    kind: RevocationKind;
+    id: string;
+    /** The lifted record's revokedAt: a replica drops what it holds up to it, and any older message. */
+    revokedAt: string;
+    liftedAt: string;
+    by: string;
+  };
+}

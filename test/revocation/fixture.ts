@@ -15,6 +15,9 @@ import { makeFixture, type Fixture } from '../proxy/fixture.js';
 
 export const HUMAN_HOST = 'app.example.org';
 export const HUMAN_ORIGIN = `https://${HUMAN_HOST}`;
+/** Sign-in and the console (the admin APIs answer on the console host: login.origin's, no route's). */
+export const CONSOLE_HOST = 'login.example.org';
+export const CONSOLE_ORIGIN = `https://${CONSOLE_HOST}`;
 
 export const PAYMENTS_WITH_PEOPLE = `namespace: payments
 mode: enforce
@@ -54,8 +57,8 @@ export async function startReplica(f: Fixture, o: { id: string; endpoints: strin
     '  service: { address: 127.0.0.1, port: 0 }',
     '  human: { address: 127.0.0.1, port: 0 }',
     '  admin: { address: 127.0.0.1, port: 0 }',
-    `webauthn: { rpId: example.org, origins: ["${HUMAN_ORIGIN}"] }`,
-    'login: { rateLimit: { max: 10000, window: 1m } }',
+    `webauthn: { rpId: example.org, origins: ["${HUMAN_ORIGIN}", "${CONSOLE_ORIGIN}"] }`,
+    `login: { origin: "${CONSOLE_ORIGIN}", rateLimit: { max: 10000, window: 1m } }`,
     'routes:',
     `  - { host: api.payments, namespace: payments, service: api, upstream: "${f.payments.url}" }`,
     `  - { host: ${HUMAN_HOST}, namespace: payments, service: api, upstream: "${f.payments.url}" }`,
@@ -124,8 +127,8 @@ export interface HumanReply {
   body: string;
 }
 
-/** One HTTPS request to the human listener as app.example.org with the session cookie. */
-export function humanCall(port: number, ca: string, o: { cookie?: string; method?: string; path?: string; origin?: string; body?: unknown; agent?: https.Agent | false }): Promise<HumanReply> {
+/** One HTTPS request to the human listener as app.example.org (or `host`) with the session cookie. */
+export function humanCall(port: number, ca: string, o: { cookie?: string; method?: string; path?: string; origin?: string; body?: unknown; agent?: https.Agent | false; host?: string }): Promise<HumanReply> {
   return new Promise((resolve, reject) => {
     const body = o.body === undefined ? undefined : JSON.stringify(o.body);
     const req = https.request(
@@ -135,9 +138,9 @@ export function humanCall(port: number, ca: string, o: { cookie?: string; method
         method: o.method ?? (body !== undefined ? 'POST' : 'GET'),
         path: o.path ?? '/v1/charges/1',
         ca,
-        servername: HUMAN_HOST,
+        servername: o.host ?? HUMAN_HOST,
         headers: {
-          host: HUMAN_HOST,
+          host: o.host ?? HUMAN_HOST,
           accept: 'application/json',
           ...(o.cookie !== undefined ? { cookie: `__Host-gatehouse=${o.cookie}` } : {}),
           ...(o.origin !== undefined ? { origin: o.origin } : {}),

@@ -12,9 +12,9 @@ import { waitFor } from '../helpers/programs.js';
 import { issueCertificate, type IssuedCertificate } from '../../src/pki/index.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { certThumbprint } from '../../src/tokens/index.js';
-import { publishRevocation, revoke, REVOKE_API_PATH, type RevocationKind, type RevocationRecord } from '../../src/revocation/index.js';
+import { publishRevocation, revoke, REVOCATIONS_API_PATH, REVOKE_API_PATH, type RevocationKind, type RevocationRecord } from '../../src/revocation/index.js';
 import { runCli } from '../../src/cli/index.js';
-import { makeRevocationFixture, startReplica, createSession, humanCall, codeOf, HUMAN_ORIGIN, type Replica } from './fixture.js';
+import { makeRevocationFixture, startReplica, createSession, humanCall, codeOf, CONSOLE_HOST, CONSOLE_ORIGIN, type Replica } from './fixture.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 
 const etcdStarted = await startEtcdCluster({ members: 1 });
@@ -215,19 +215,19 @@ describe('revocation across replicas (etcd + NATS)', { skip }, () => {
 
   it('the admin API wants security-admin, a fresh MFA session and the right Origin', async () => {
     const target = await createSession(a.store, { userId: 'erin', roles: { payments: ['ops-admin'] } });
-    const plain = await createSession(a.store, { userId: 'frank', roles: { payments: ['ops-admin'] } });
-    const stale = await createSession(a.store, { userId: 'grace', roles: { gatehouse: ['security-admin'] }, lastWebAuthnAt: Date.now() - 6 * 60_000 });
-    const admin = await createSession(a.store, { userId: 'heidi', roles: { gatehouse: ['security-admin'] } });
+    const plain = await createSession(a.store, { userId: 'frank', roles: { payments: ['ops-admin'] }, host: CONSOLE_HOST });
+    const stale = await createSession(a.store, { userId: 'grace', roles: { gatehouse: ['security-admin'] }, lastWebAuthnAt: Date.now() - 6 * 60_000, host: CONSOLE_HOST });
+    const admin = await createSession(a.store, { userId: 'heidi', roles: { gatehouse: ['security-admin'] }, host: CONSOLE_HOST });
     const post = (cookie: string | undefined, origin: string | undefined) =>
-      humanCall(a.humanPort, f.ca.certPem, { path: REVOKE_API_PATH, ...(cookie !== undefined ? { cookie } : {}), ...(origin !== undefined ? { origin } : {}), body: { kind: 'session', id: target.sid, reason: 'stolen laptop' } });
+      humanCall(a.humanPort, f.ca.certPem, { host: CONSOLE_HOST, path: REVOKE_API_PATH, ...(cookie !== undefined ? { cookie } : {}), ...(origin !== undefined ? { origin } : {}), body: { kind: 'session', id: target.sid, reason: 'stolen laptop' } });
     await waitFor('B knows erin', async () => ((await humanStatus(b, target.cookie)) === 200 ? true : undefined), 5_000, 20);
-    await waitFor('A knows the admins', async () => ((await humanStatus(a, admin.cookie)) !== 'ERR_SESSION_EXPIRED' ? true : undefined), 5_000, 20);
+    await waitFor('A knows the admin', async () => ((await humanCall(a.humanPort, f.ca.certPem, { host: CONSOLE_HOST, path: REVOCATIONS_API_PATH, cookie: admin.cookie })).status === 200 ? true : undefined), 5_000, 20);
 
-    const noSession = await post(undefined, HUMAN_ORIGIN);
+    const noSession = await post(undefined, CONSOLE_ORIGIN);
     assert.equal(codeOf(noSession.body), 'ERR_SESSION_REQUIRED');
-    const notAdmin = await post(plain.cookie, HUMAN_ORIGIN);
+    const notAdmin = await post(plain.cookie, CONSOLE_ORIGIN);
     assert.deepEqual([notAdmin.status, codeOf(notAdmin.body)], [403, 'ERR_REVOCATION_FORBIDDEN']);
-    const staleMfa = await post(stale.cookie, HUMAN_ORIGIN);
+    const staleMfa = await post(stale.cookie, CONSOLE_ORIGIN);
     assert.deepEqual([staleMfa.status, codeOf(staleMfa.body)], [401, 'ERR_STEP_UP_REQUIRED']);
     const noOrigin = await post(admin.cookie, undefined);
     assert.deepEqual([noOrigin.status, codeOf(noOrigin.body)], [403, 'ERR_ORIGIN_REFUSED']);
@@ -235,7 +235,7 @@ describe('revocation across replicas (etcd + NATS)', { skip }, () => {
     assert.deepEqual([foreign.status, codeOf(foreign.body)], [403, 'ERR_ORIGIN_REFUSED']);
     assert.equal(await humanStatus(b, target.cookie), 200, 'nothing was revoked by the refused calls');
 
-    const ok = await post(admin.cookie, HUMAN_ORIGIN);
+    const ok = await post(admin.cookie, CONSOLE_ORIGIN);
     assert.equal(ok.status, 200, ok.body);
     const body = JSON.parse(ok.body) as { kind: string; id: string; by: string; created: boolean };
     assert.deepEqual([body.kind, body.id, body.by, body.created], ['session', target.sid, 'user:heidi', true]);
@@ -244,7 +244,9 @@ describe('revocation across replicas (etcd + NATS)', { skip }, () => {
     await a.app.audit.flush();
     const events = await a.store.range({ prefix: '/gatehouse/audit/rev-a/' });
     const text = events.kvs.map((kv) => Buffer.from(kv.value).toString('utf8')).join('\n');
-    assert.match(text, /"event.action":"revocation.revoke"/);
+    // one operator action, the same as the CLI's, its actor the session's user
+    assert.match(text, /"event.action":"admin.revoke","event.outcome":"success","gatehouse.actor":"heidi","gatehouse.actor_kind":"session"/);
     assert.match(text, /ERR_REVOCATION_FORBIDDEN/);
   });
+
 });
