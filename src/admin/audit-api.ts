@@ -6,7 +6,7 @@ import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
 import { Type, bodyReader } from '../lib/schema.js';
 import type { Store } from '../store/index.js';
-import type { AuditSink } from '../contracts/audit.js';
+import type { AuditSink, OperatorAction } from '../contracts/audit.js';
 import { AUDIT_FILTER_FIELDS, queryAudit, parseTime, type AuditFilters } from '../audit/index.js';
 
 export const AUDIT_API_PATH = '/.gatehouse/admin/api/audit';
@@ -54,7 +54,16 @@ export function auditApiRoutes(app: FastifyInstance, d: AuditApiDeps): void {
     const who = d.caller(req);
     if (who instanceof GatehouseError) throw who;
     const held = who.roles.gatehouse ?? [];
-    const base = { '@timestamp': new Date(d.clock.now()).toISOString(), 'event.action': 'admin.audit.query', 'user.id': who.userId, 'gatehouse.request_id': req.id } as const;
+    // the reader is the event's user.id and its actor (the same actor fields as an operator action's)
+    const base = {
+      '@timestamp': new Date(d.clock.now()).toISOString(),
+      'event.action': 'admin.audit.query' satisfies OperatorAction,
+      'user.id': who.userId,
+      'gatehouse.actor': who.userId,
+      'gatehouse.actor_kind': 'session',
+      'gatehouse.channel': 'console',
+      'gatehouse.request_id': req.id,
+    } as const;
     if (!AUDIT_READER_ROLES.some((r) => held.includes(r))) {
       d.audit.append({ ...base, 'event.outcome': 'failure', 'gatehouse.error_code': 'ERR_ADMIN_FORBIDDEN' });
       throw new GatehouseError('ERR_ADMIN_FORBIDDEN', 'reading the audit log needs gatehouse:security-auditor or gatehouse:security-admin');

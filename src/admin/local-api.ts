@@ -1,6 +1,8 @@
 // The local operator API: while a gateway holds the embedded store, the CLI's store commands
-// (`policy apply`, `cert revoke`, `user ...`, `totp ...`) reach the store through this gateway,
-// each audited on this gateway's chain with the actor the CLI names. The credential is a random
+// (`policy apply`, `cert issue|revoke`, `user ...`, `totp ...`, `revoke ...`, `store compact`)
+// reach the store through this gateway, each audited on this gateway's chain with the actor the
+// CLI names. A call refused before any operation runs (no token, no such operation) is audited
+// under one fixed action: the URL never chooses an event's action. The credential is a random
 // token written 0600 next to the store at every start: whoever may read the store's folder
 // may act on it anyway, and nobody else can.
 import { randomBytes } from 'node:crypto';
@@ -11,7 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { GatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
 import type { Store } from '../store/index.js';
-import type { AuditSink } from '../contracts/audit.js';
+import { operatorEvent, type AuditSink } from '../contracts/audit.js';
 import { errorBody } from '../lib/http-errors.js';
 import { parseBearer } from '../lib/bearer.js';
 import { safeEqual } from '../lib/safe-equal.js';
@@ -56,6 +58,8 @@ export interface LocalOpsDeps {
   audit: AuditSink;
   /** Revocations are broadcast on it after the store write. */
   bus?: Bus | undefined;
+  /** This gateway's trust domain (service revocations must name it unless forced); unset: the CLI's. */
+  trustDomain?: string | undefined;
 }
 
 function tokenMatches(header: string | undefined, token: string): boolean {
@@ -75,25 +79,30 @@ function actorOf(header: string | string[] | undefined): string {
 export const localOpsRoutes = fp<LocalOpsDeps>(async (app: FastifyInstance, deps) => {
   app.post<{ Params: { name: string } }>(`${OPS_PATH}:name`, { bodyLimit: 8 * 1024 * 1024 }, async (request, reply) => {
     const { name } = request.params;
-    if (!tokenMatches(request.headers.authorization, deps.token)) {
-      const err = new GatehouseError('ERR_ADMIN_UNAUTHORIZED');
-      deps.audit.append({
-        '@timestamp': new Date(deps.clock.now()).toISOString(),
-        'event.action': `admin.${name}`.slice(0, 64),
-        'event.outcome': 'failure',
-        'source.ip': request.ip,
-        'gatehouse.request_id': request.id,
-        'gatehouse.actor': actorOf(request.headers[ACTOR_HEADER]),
-        'gatehouse.channel': 'local-api',
-        'gatehouse.error_code': err.code,
-      });
+    const known = isStoreOpName(name);
+    const authorized = tokenMatches(request.headers.authorization, deps.token);
+    if (!authorized || !known) {
+      const err = authorized ? new GatehouseError('ERR_NOT_FOUND', 'no such operation') : new GatehouseError('ERR_ADMIN_UNAUTHORIZED');
+      deps.audit.append(operatorEvent({
+        at: deps.clock.now(),
+        action: 'admin.op.refused',
+        outcome: 'failure',
+        // without the token the header is a stranger's word: recorded, but not as the actor
+        actor: authorized ? { kind: 'cli', id: actorOf(request.headers[ACTOR_HEADER]) } : undefined,
+        channel: 'local-api',
+        sourceIp: request.ip,
+        requestId: request.id,
+        // an operation's name from the closed table, never the caller's text
+        target: { target: 'local-api', fields: { 'gatehouse.op': known ? name : 'unknown', ...(authorized ? {} : { 'gatehouse.claimed_actor': actorOf(request.headers[ACTOR_HEADER]) }) } },
+        error: { code: err.code, message: err.message },
+      }));
       return reply.status(err.status).send(errorBody(err, request.id));
     }
-    if (!isStoreOpName(name)) throw new GatehouseError('ERR_NOT_FOUND', `no operation ${JSON.stringify(name.slice(0, 40))}`);
     // one event per operation, with actor and target, from the same helper the CLI uses on the store
     return runAuditedOp(name, deps.store, request.body, deps.clock, {
       bus: deps.bus,
       by: 'local-operator',
+      trustDomain: deps.trustDomain,
       actor: { kind: 'cli', id: actorOf(request.headers[ACTOR_HEADER]) },
       audit: deps.audit,
       channel: 'local-api',

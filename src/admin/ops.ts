@@ -1,20 +1,27 @@
 // Store operations the CLI can run either directly on the store or, when a running gateway
 // holds the embedded store, through that gateway's admin API. One implementation, two paths,
 // and one audit helper (runAuditedOp) both paths call: an operation that names its target is
-// audited with who asked (actor) and what it acted on, whichever path it took.
+// audited with who asked (actor), what it acted on and with which parameters, whichever path it
+// took, under its own action from the closed list (src/contracts/audit.ts).
+import { createHash, X509Certificate } from 'node:crypto';
+import path from 'node:path';
 import { GatehouseError } from '../errors.js';
 import type { Clock } from '../lib/clock.js';
 import { Type, bodyReader } from '../lib/schema.js';
 import type { Store } from '../store/index.js';
-import type { AuditEvent, AuditSink } from '../contracts/audit.js';
+import { operatorEvent, type Actor, type AuditEvent, type AuditSink, type OperatorAction, type OperatorChannel, type OperatorTarget } from '../contracts/audit.js';
 import { applyPolicySources, type ApplyResult, type PolicySource } from '../authorize/index.js';
-import { canonicalSerial, lookupIssued, revokeCertificate, REVOCATION_REASONS, type RevocationReason } from '../pki/index.js';
+import { canonicalSerial, isTrustDomain, lookupIssued, recordIssued, revokeCertificate, spiffeIdOfSubjectAltName, REVOCATION_REASONS, type RevocationReason } from '../pki/index.js';
 import type { Bus } from '../bus/index.js';
-import { parseRevokeRequest, revoke, type RevokeRequest } from '../revocation/index.js';
+import {
+  checkRevocationTarget, isRevocationKind, liftRevocation, liftTarget, listRevocations, parseLiftRequest, parseRevokeRequest, revoke, revokeTarget, type LiftRequest, type RevocationKind, type RevokeRequest,
+} from '../revocation/index.js';
 import {
   addRoles, addUser, assertUserId, assignToken, changeRoles, deleteUser, disableUser, enableUser, importTokens, issueEnrollment, listAuthenticators, listUsers, parseRoles,
   removeCredential, removeRoles, unassignToken, type SealedImport,
 } from '../authenticate/index.js';
+
+export type { Actor } from '../contracts/audit.js';
 
 export interface PolicyApplyArgs {
   sources: PolicySource[];
@@ -50,23 +57,28 @@ const ARGS = {
   totpUnassign: bodyReader(Type.Object({ serial: TOTP_SERIAL })),
   keyRemove: bodyReader(Type.Object({ id: Type.String(), credential: Type.String({ pattern: '^[A-Za-z0-9_-]{1,1364}$', hint: 'a credential id (base64url) or its start' }) })),
   userRoles: bodyReader(Type.Object({ id: Type.String(), change: Type.Union([Type.Literal('add'), Type.Literal('remove'), Type.Literal('set')]), roles: Type.Array(Type.String(), { maxItems: 100 }) })),
+  certIssue: bodyReader(Type.Object({ certPem: Type.String({ maxLength: 16_384, pattern: '^-----BEGIN CERTIFICATE-----', hint: 'a PEM certificate' }) })),
+  revokeList: bodyReader(Type.Object({ kind: Type.Optional(Type.String()) })),
+  storeCompact: bodyReader(Type.Object({ revision: Type.Integer({ minimum: 1 }) })),
 };
 
-/** What an audited operation acted on: the person (the event's user.id) and a readable name. */
-export interface OpTarget {
-  user?: string;
-  target: string;
-  /** More about it (credential id, serial, roles, sessions ended). */
-  fields?: Partial<AuditEvent>;
+/** What an audited operation acted on: the person (the event's user.id), a readable name, its parameters. */
+export type OpTarget = OperatorTarget;
+
+/** What parse may use besides the arguments: who asked, and this gateway's trust domain. */
+export interface ParseContext {
+  by: string;
+  trustDomain?: string | undefined;
 }
 
 /**
  * One operation: parse checks what arrived (from the CLI or over HTTP), run applies it, target
  * (for audited operations) names what it acted on, from the arguments and, after a success,
- * its result.
+ * its result. action is its event's, from the closed list.
  */
 interface StoreOp<A> {
-  parse(args: unknown, by: string): A;
+  action: OperatorAction;
+  parse(args: unknown, pc: ParseContext): A;
   run(store: Store, args: A, clock: Clock, ctx: OpContext): Promise<unknown>;
   target?(args: A, result?: unknown): OpTarget;
 }
@@ -83,14 +95,53 @@ function op<A>(o: StoreOp<A>): StoreOp<A> {
 
 const STORE_OPS = {
   'policy.apply': op({
+    action: 'admin.policy.apply',
     parse(args: unknown): PolicyApplyArgs {
       return { sources: ARGS.policyApply.read(args).sources.map((s): PolicySource => ({ file: s.file, text: s.text })) };
     },
     run(store: Store, args: PolicyApplyArgs): Promise<ApplyResult> {
       return applyPolicySources(store, args.sources);
     },
+    target: (args: PolicyApplyArgs, result?: unknown) => {
+      const r = result as ApplyResult | undefined;
+      return {
+        target: `policy:${args.sources.length} file(s)`,
+        fields: {
+          // which texts, by name and hash: the policies themselves are in the store, at the version below
+          'gatehouse.policy_files': args.sources.slice(0, 100).map((s) => `${path.basename(s.file)}@${sha256(s.text).slice(0, 12)}`),
+          ...(r !== undefined ? { 'gatehouse.policy_version': r.revision, 'gatehouse.policy_written': r.written, 'gatehouse.policy_deleted': r.deleted, 'gatehouse.policy_unchanged': r.unchanged } : {}),
+        },
+      };
+    },
+  }),
+  'cert.issue': op({
+    action: 'admin.cert.issue',
+    parse(input: unknown): IssuedCertArgs {
+      // the CLI signs with the CA and keeps the key; the index (and the event) learn only what the certificate says
+      const { certPem } = ARGS.certIssue.read(input);
+      let cert: X509Certificate;
+      try {
+        cert = new X509Certificate(certPem);
+      } catch (cause) {
+        throw new GatehouseError('ERR_BAD_REQUEST', 'certPem is not a certificate', { cause });
+      }
+      const serial = canonicalSerial(cert.serialNumber);
+      const spiffeId = spiffeIdOfSubjectAltName(cert.subjectAltName);
+      if (serial === undefined || spiffeId === undefined) throw new GatehouseError('ERR_BAD_REQUEST', 'certPem is not a Gatehouse service certificate (serial and SPIFFE ID)');
+      return { certPem, serial, spiffeId, notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) };
+    },
+    async run(store: Store, args: IssuedCertArgs, clock: Clock) {
+      // recordIssued reads the serial, SPIFFE ID and validity only; the private key never leaves the CLI
+      const r = await recordIssued(store, { ...args, keyPem: '', caPem: '' }, { clock });
+      return { ...r, indexed: true };
+    },
+    target: (args: IssuedCertArgs) => ({
+      target: `cert:${args.serial}`,
+      fields: { 'gatehouse.cert_serial': args.serial, 'gatehouse.spiffe_id': args.spiffeId, 'gatehouse.not_after': args.notAfter.toISOString() },
+    }),
   }),
   'cert.revoke': op({
+    action: 'admin.cert.revoke',
     parse(input: unknown): CertRevokeArgs {
       const args = ARGS.certRevoke.read(input);
       const serial = canonicalSerial(args.serial);
@@ -114,8 +165,21 @@ const STORE_OPS = {
       const result = await revokeCertificate(store, { serial: args.serial, notAfter: new Date(Math.max(...candidates)), reason: args.reason, clock });
       return { ...result.record, created: result.created, recordExpiresAt: result.expiresAt.toISOString() };
     },
+    target: (args: CertRevokeArgs, result?: unknown) => {
+      const created = (result as { created?: unknown } | undefined)?.created;
+      return {
+        target: `cert:${args.serial}`,
+        fields: {
+          'gatehouse.cert_serial': args.serial,
+          'gatehouse.revocation_reason': args.reason,
+          ...(args.notAfter !== undefined ? { 'gatehouse.not_after': args.notAfter } : {}),
+          ...(typeof created === 'boolean' ? { 'gatehouse.revocation_created': created } : {}),
+        },
+      };
+    },
   }),
   'user.add': op({
+    action: 'admin.user.add',
     parse(input: unknown): { id: string; roles: string[]; enrollmentTtlMs: number } {
       const args = ARGS.userAdd.read(input);
       return { id: assertUserId(args.id), roles: args.roles, enrollmentTtlMs: args.enrollmentTtlMs };
@@ -127,6 +191,7 @@ const STORE_OPS = {
     target: (args: { id: string; roles: string[] }) => ({ ...person(args.id), fields: { 'gatehouse.roles': args.roles } }),
   }),
   'user.enroll': op({
+    action: 'admin.user.enroll',
     parse(input: unknown): { id: string; enrollmentTtlMs: number } {
       const args = ARGS.userEnroll.read(input);
       return { id: assertUserId(args.id), enrollmentTtlMs: args.enrollmentTtlMs };
@@ -139,6 +204,7 @@ const STORE_OPS = {
     target: (args: { id: string }) => person(args.id),
   }),
   'user.list': op({
+    action: 'admin.user.list',
     parse(): Record<string, never> {
       return {};
     },
@@ -147,6 +213,7 @@ const STORE_OPS = {
     },
   }),
   'user.disable': op({
+    action: 'admin.user.disable',
     parse(args: unknown): { id: string } {
       return { id: assertUserId(ARGS.user.read(args).id) };
     },
@@ -156,6 +223,7 @@ const STORE_OPS = {
     target: (args: { id: string }, result?: unknown) => ({ ...person(args.id), fields: ended(result) }),
   }),
   'user.enable': op({
+    action: 'admin.user.enable',
     parse(args: unknown): { id: string } {
       return { id: assertUserId(ARGS.user.read(args).id) };
     },
@@ -165,6 +233,7 @@ const STORE_OPS = {
     target: (args: { id: string }) => person(args.id),
   }),
   'user.delete': op({
+    action: 'admin.user.delete',
     parse(args: unknown): { id: string } {
       return { id: assertUserId(ARGS.user.read(args).id) };
     },
@@ -174,6 +243,7 @@ const STORE_OPS = {
     target: (args: { id: string }, result?: unknown) => ({ ...person(args.id), fields: ended(result) }),
   }),
   'user.roles': op({
+    action: 'admin.user.roles',
     parse(input: unknown): { id: string; change: 'add' | 'remove' | 'set'; roles: string[] } {
       const args = ARGS.userRoles.read(input);
       parseRoles(args.roles);
@@ -186,6 +256,7 @@ const STORE_OPS = {
     target: (args: { id: string; change: string; roles: string[] }, result?: unknown) => ({ ...person(args.id), fields: { 'gatehouse.roles_change': args.change, 'gatehouse.roles': args.roles, ...ended(result) } }),
   }),
   'user.keys': op({
+    action: 'admin.user.keys',
     parse(args: unknown): { id: string } {
       return { id: assertUserId(ARGS.user.read(args).id) };
     },
@@ -195,6 +266,7 @@ const STORE_OPS = {
     target: (args: { id: string }) => person(args.id),
   }),
   'user.key.remove': op({
+    action: 'admin.user.key.remove',
     parse(input: unknown): { id: string; credential: string } {
       const args = ARGS.keyRemove.read(input);
       return { id: assertUserId(args.id), credential: args.credential };
@@ -208,6 +280,7 @@ const STORE_OPS = {
     },
   }),
   'totp.import': op({
+    action: 'admin.totp.import',
     parse(args: unknown): { tokens: SealedImport[] } {
       return { tokens: ARGS.totpImport.read(args).tokens.map((t): SealedImport => ({ serial: t.serial, sealedSeed: t.sealedSeed, digits: t.digits, period: t.period, algorithm: t.algorithm })) };
     },
@@ -217,6 +290,7 @@ const STORE_OPS = {
     target: (args: { tokens: SealedImport[] }) => ({ target: `totp:${args.tokens.length} token(s)`, fields: { 'gatehouse.totp_serials': args.tokens.slice(0, 100).map((t) => t.serial) } }),
   }),
   'totp.assign': op({
+    action: 'admin.totp.assign',
     parse(input: unknown): { serial: string; user: string } {
       const args = ARGS.totpAssign.read(input);
       return { serial: args.serial, user: assertUserId(args.user) };
@@ -228,6 +302,7 @@ const STORE_OPS = {
     target: (args: { serial: string; user: string }) => ({ user: args.user, target: `user:${args.user} totp:${args.serial}`, fields: { 'gatehouse.totp_serial': args.serial } }),
   }),
   'totp.unassign': op({
+    action: 'admin.totp.unassign',
     parse(input: unknown): { serial: string } {
       return { serial: ARGS.totpUnassign.read(input).serial };
     },
@@ -240,20 +315,87 @@ const STORE_OPS = {
     },
   }),
   'revoke': op({
-    parse(args: unknown, by: string): RevokeRequest {
-      return parseRevokeRequest(args, by);
+    action: 'admin.revoke',
+    parse(input: unknown, pc: ParseContext): RevokeOpArgs {
+      return { ...parseRevokeRequest(input, pc.by), trustDomain: pc.trustDomain ?? trustDomainArg(input) };
     },
-    async run(store: Store, args: RevokeRequest, clock: Clock, ctx: OpContext) {
-      const r = await revoke(store, ctx.bus, args, clock);
-      return { ...r.record, created: r.created, key: r.key, published: r.published, sessionsEnded: r.sessionsEnded };
+    async run(store: Store, args: RevokeOpArgs, clock: Clock, ctx: OpContext) {
+      const check = await checkRevocationTarget(store, args.kind, args.id, { trustDomain: args.trustDomain, force: args.force });
+      const { trustDomain: _td, ...request } = args;
+      const r = await revoke(store, ctx.bus, request, clock);
+      return { ...r.record, created: r.created, key: r.key, published: r.published, sessionsEnded: r.sessionsEnded, ...(check.skipped !== undefined ? { forced: check.skipped } : {}) };
     },
+    target: (args: RevokeOpArgs, result?: unknown) => {
+      const r = result as { created?: boolean; sessionsEnded?: number; subject?: string; forced?: string } | undefined;
+      return revokeTarget(args, r === undefined ? undefined : { created: r.created, sessionsEnded: r.sessionsEnded, subject: r.subject, forced: r.forced });
+    },
+  }),
+  'revoke.lift': op({
+    action: 'admin.revoke.lift',
+    parse(input: unknown, pc: ParseContext): LiftRequest {
+      return parseLiftRequest(input, pc.by);
+    },
+    async run(store: Store, args: LiftRequest, clock: Clock, ctx: OpContext) {
+      const r = await liftRevocation(store, ctx.bus, args, clock);
+      return { ...r.lifted, lifted: true, key: r.key, published: r.published };
+    },
+    target: (args: LiftRequest, result?: unknown) => liftTarget(args, result as { revokedAt: string; by: string; subject?: string } | undefined),
+  }),
+  'revoke.list': op({
+    action: 'admin.revoke.list',
+    parse(input: unknown): { kind?: RevocationKind } {
+      const { kind } = ARGS.revokeList.read(input);
+      if (kind === undefined) return {};
+      if (!isRevocationKind(kind)) throw new GatehouseError('ERR_REVOCATION_INVALID', 'kind must be session, user, token, cert or service');
+      return { kind };
+    },
+    run(store: Store, args: { kind?: RevocationKind }, clock: Clock) {
+      return listRevocations(store, { kind: args.kind, now: clock.now() });
+    },
+  }),
+  'store.compact': op({
+    action: 'admin.store.compact',
+    parse(input: unknown): { revision: number } {
+      return ARGS.storeCompact.read(input);
+    },
+    async run(store: Store, args: { revision: number }) {
+      await store.compact(args.revision);
+      return { compacted: args.revision };
+    },
+    target: (args: { revision: number }) => ({ target: 'store', fields: { 'gatehouse.store_revision': args.revision } }),
   }),
 };
 
-/** What an operation may use besides the store: the bus (revocation broadcasts) and who asked. */
+/** A revocation as the operation runs it: the request, and the trust domain its service IDs must name. */
+type RevokeOpArgs = RevokeRequest & { trustDomain?: string | undefined };
+
+interface IssuedCertArgs {
+  certPem: string;
+  serial: string;
+  spiffeId: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/**
+ * The trust domain the CLI names (its config's) when the gateway it reaches knows none: whoever
+ * holds the local API's token acts on the store anyway, so it is taken as given.
+ */
+function trustDomainArg(input: unknown): string | undefined {
+  const td = (input as { trustDomain?: unknown } | null)?.trustDomain;
+  if (td === undefined) return undefined;
+  if (typeof td !== 'string' || !isTrustDomain(td)) throw new GatehouseError('ERR_REVOCATION_INVALID', 'trustDomain must be a lowercase DNS name');
+  return td;
+}
+
+/** What an operation may use besides the store: the bus (revocation broadcasts), who asked, this gateway's trust domain. */
 export interface OpContext {
   bus?: Bus | undefined;
   by?: string;
+  /** A service revocation must name it unless forced (undefined: the CLI's `trustDomain` argument, else the form alone). */
+  trustDomain?: string | undefined;
 }
 
 export type StoreOpName = keyof typeof STORE_OPS;
@@ -262,19 +404,17 @@ export function isStoreOpName(name: string): name is StoreOpName {
   return Object.hasOwn(STORE_OPS, name);
 }
 
+/** The event.action of an operation. */
+export function opAction(name: StoreOpName): OperatorAction {
+  return (STORE_OPS[name] as StoreOp<unknown>).action;
+}
+
+const parseContext = (ctx: OpContext, by: string): ParseContext => ({ by: ctx.by ?? by, trustDomain: ctx.trustDomain });
+
 /** Validates the arguments and runs the operation on the store. */
 export async function runStoreOp(name: StoreOpName, store: Store, args: unknown, clock: Clock, ctx: OpContext = {}): Promise<unknown> {
   const o: StoreOp<unknown> = STORE_OPS[name];
-  return o.run(store, o.parse(args, ctx.by ?? 'cli'), clock, ctx);
-}
-
-/** Who asked for an operator action. */
-export interface Actor {
-  /** cli: an OS user on a host (`alice@bastion-1`); session: a signed-in person (their user id). */
-  kind: 'cli' | 'session';
-  id: string;
-  /** A session's public sid. */
-  sid?: string;
+  return o.run(store, o.parse(args, parseContext(ctx, 'cli')), clock, ctx);
 }
 
 export interface AuditedOpContext extends OpContext {
@@ -282,46 +422,34 @@ export interface AuditedOpContext extends OpContext {
   /** Where the event goes: the gateway's writer (local API), or one opened for a CLI command. */
   audit: AuditSink;
   /** How the operation arrived: straight on the store (CLI), or through the gateway's local API. */
-  channel: 'store' | 'local-api' | 'admin-api';
+  channel: OperatorChannel;
   sourceIp?: string;
   requestId?: string;
 }
 
-/** Whether the operation is audited with its target (operations that do not name one yet are audited by the local API only). */
+/** Whether the operation is audited on the CLI's direct path: every change is; reads (user list, revoke list) are not. */
 export function isAuditedOp(name: StoreOpName): boolean {
   return (STORE_OPS[name] as StoreOp<unknown>).target !== undefined;
 }
 
 /**
- * Runs an operation and appends exactly one event for it (`admin.<name>`, success or failure)
- * with the actor and, once the arguments parsed, the target. Both the CLI (on its own writer)
- * and the gateway's local API call this.
+ * Runs an operation and appends exactly one event for it (its action, success or failure) with
+ * the actor and, once the arguments parsed, the target and parameters. Both the CLI (on its own
+ * writer) and the gateway's local API call this.
  */
 export async function runAuditedOp(name: StoreOpName, store: Store, args: unknown, clock: Clock, ctx: AuditedOpContext): Promise<unknown> {
   const o: StoreOp<unknown> = STORE_OPS[name];
   let parsed: { args: unknown } | undefined;
-  const event = (outcome: 'success' | 'failure', target: OpTarget | undefined, extra: Partial<AuditEvent>): AuditEvent => ({
-    '@timestamp': new Date(clock.now()).toISOString(),
-    'event.action': `admin.${name}`.slice(0, 64),
-    'event.outcome': outcome,
-    'gatehouse.actor': ctx.actor.id,
-    'gatehouse.actor_kind': ctx.actor.kind,
-    ...(ctx.actor.sid !== undefined ? { 'gatehouse.sid': ctx.actor.sid } : {}),
-    'gatehouse.channel': ctx.channel,
-    ...(ctx.sourceIp !== undefined ? { 'source.ip': ctx.sourceIp } : {}),
-    ...(ctx.requestId !== undefined ? { 'gatehouse.request_id': ctx.requestId } : {}),
-    ...(target?.user !== undefined ? { 'user.id': target.user } : {}),
-    ...(target !== undefined ? { 'gatehouse.target': target.target, ...target.fields } : {}),
-    ...extra,
-  });
+  const append = (outcome: 'success' | 'failure', target: OpTarget | undefined, error?: { code: string; message: string }): void =>
+    ctx.audit.append(operatorEvent({ at: clock.now(), action: o.action, outcome, actor: ctx.actor, channel: ctx.channel, sourceIp: ctx.sourceIp, requestId: ctx.requestId, target, error }));
   try {
-    parsed = { args: o.parse(args, ctx.by ?? ctx.actor.id) };
+    parsed = { args: o.parse(args, parseContext(ctx, ctx.actor.id)) };
     const result = await o.run(store, parsed.args, clock, ctx);
-    ctx.audit.append(event('success', o.target?.(parsed.args, result), {}));
+    append('success', o.target?.(parsed.args, result));
     return result;
   } catch (err) {
-    const code = err instanceof GatehouseError ? err.code : 'ERR_INTERNAL';
-    ctx.audit.append(event('failure', parsed === undefined ? undefined : o.target?.(parsed.args), { 'gatehouse.error_code': code, 'event.reason': err instanceof GatehouseError ? err.message.slice(0, 300) : 'internal error' }));
+    const error = err instanceof GatehouseError ? { code: err.code, message: err.message } : { code: 'ERR_INTERNAL', message: 'internal error' };
+    append('failure', parsed === undefined ? undefined : o.target?.(parsed.args), error);
     throw err;
   }
 }

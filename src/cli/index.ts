@@ -8,9 +8,9 @@ import { POLICY_COMMANDS } from './policy.js';
 import { USER_COMMANDS } from './user.js';
 import { TOTP_COMMANDS } from './totp.js';
 import { AUDIT_COMMANDS } from './audit.js';
-import { revokeCommand } from './revoke.js';
+import { REVOKE_COMMANDS } from './revoke.js';
 
-export const COMMANDS: Command[] = [serveCommand, storeStatusCommand, storeCompactCommand, caInitCommand, certIssueCommand, certRevokeCommand, ...POLICY_COMMANDS, ...USER_COMMANDS, ...TOTP_COMMANDS, ...AUDIT_COMMANDS, revokeCommand];
+export const COMMANDS: Command[] = [serveCommand, storeStatusCommand, storeCompactCommand, caInitCommand, certIssueCommand, certRevokeCommand, ...POLICY_COMMANDS, ...USER_COMMANDS, ...TOTP_COMMANDS, ...AUDIT_COMMANDS, ...REVOKE_COMMANDS];
 
 export function helpText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.join(' ').length));

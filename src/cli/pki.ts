@@ -5,10 +5,10 @@ import { GatehouseError } from '../errors.js';
 import { systemClock } from '../lib/clock.js';
 import { parseDuration } from '../lib/duration.js';
 import {
-  CA_FILES, REVOCATION_REASONS, canonicalSerial, initCa, isDnsLabel, isTrustDomain, issueCertificate, loadCa, recordIssued,
+  CA_FILES, REVOCATION_REASONS, canonicalSerial, initCa, isDnsLabel, isTrustDomain, issueCertificate, loadCa,
   writeCertificateFiles, type RevocationReason,
 } from '../pki/index.js';
-import { runOp, withStore } from './store-access.js';
+import { runOp } from './store-access.js';
 import { configOption, str, usageError, type ArgValues, type Command } from './command.js';
 
 /** --ttl and the config share one grammar (src/lib/duration.ts). */
@@ -80,15 +80,10 @@ export const certIssueCommand: Command = {
     if (now + ttlMs > ca.notAfter.getTime()) {
       throw usageError(this, `--ttl ${ttlText} outlives the CA, which expires at ${ca.notAfter.toISOString()}`);
     }
-    const issue = () => issueCertificate(ca, { namespace, service, ttlMs, clock: systemClock });
-    // With a store, the certificate is indexed before anyone can hold it, so `cert revoke <serial>` can find it.
-    const issued = config === undefined
-      ? await issue()
-      : await withStore(config, async (store) => {
-          const cert = await issue();
-          await recordIssued(store, cert, { clock: systemClock });
-          return cert;
-        });
+    const issued = await issueCertificate(ca, { namespace, service, ttlMs, clock: systemClock });
+    // With a store, the certificate is indexed (and the issue audited) before anyone can hold it,
+    // so `cert revoke <serial>` can find it; only the certificate travels, never its key.
+    if (config !== undefined) await runOp(config, 'cert.issue', { certPem: issued.certPem }, undefined, { env: io.env });
 
     const written = await writeCertificateFiles(out, issued);
     io.out(JSON.stringify({ serial: issued.serial, spiffeId: issued.spiffeId, notAfter: issued.notAfter.toISOString(), out: written.dir, indexed: config !== undefined }));
@@ -120,7 +115,7 @@ export const certRevokeCommand: Command = {
     }
 
     const config = await loadConfig(String(values.config), io.env);
-    const { result, via } = await runOp(config, 'cert.revoke', { serial, reason, ...(given !== undefined ? { notAfter: given.toISOString() } : {}) });
+    const { result, via } = await runOp(config, 'cert.revoke', { serial, reason, ...(given !== undefined ? { notAfter: given.toISOString() } : {}) }, undefined, { env: io.env });
     io.out(JSON.stringify({ ...(result as object), via }));
     return 0;
   },

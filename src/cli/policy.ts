@@ -165,7 +165,7 @@ export const policyApplyCommand: Command = {
     const dir = str(values.dir) ?? config.policies.dir;
     await loadDir(dir, io); // every problem printed with file:line before the store is opened
     const { sources } = await readPolicyDir(dir);
-    const { result, via } = await runOp(config, 'policy.apply', { sources });
+    const { result, via } = await runOp(config, 'policy.apply', { sources }, undefined, { env: io.env });
     io.out(JSON.stringify({ applied: path.resolve(dir), via, ...(result as object) }));
     return 0;
   },

@@ -79,11 +79,13 @@ export async function runOp(
       await operatorAudit?.close().catch(() => undefined);
       throw err;
     });
+    // the CLI's config names the trust domain a service revocation must be of
+    const ctx = { ...extra?.ctx, trustDomain: config.trustDomain };
     let result: unknown;
     try {
       result = operatorAudit === undefined
-        ? await runStoreOp(name, store, args, clock, extra?.ctx)
-        : await runAuditedOp(name, store, args, clock, { ...extra?.ctx, actor, audit: operatorAudit.audit, channel: 'store' });
+        ? await runStoreOp(name, store, args, clock, ctx)
+        : await runAuditedOp(name, store, args, clock, { ...ctx, actor, audit: operatorAudit.audit, channel: 'store' });
     } finally {
       await extra?.close().catch(() => undefined);
       // the event of a failed operation is flushed too; its own error wins over the flush's

@@ -1,6 +1,6 @@
 import { loadConfig } from '../config/index.js';
 import { ROOT } from '../store/keys.js';
-import { withStore } from './store-access.js';
+import { runOp, withStore } from './store-access.js';
 import { configOption, usageError, type Command } from './command.js';
 
 
@@ -31,8 +31,9 @@ export const storeCompactCommand: Command = {
       throw usageError(this, 'expected one positive revision');
     }
     const config = await loadConfig(String(values.config), io.env);
-    await withStore(config, (s) => s.compact(rev));
-    io.out(JSON.stringify({ compacted: rev }));
+    // audited like every operator write; through the gateway when it holds the embedded store
+    const { via } = await runOp(config, 'store.compact', { revision: rev }, undefined, { env: io.env });
+    io.out(JSON.stringify({ compacted: rev, via }));
     return 0;
   },
 };

@@ -6,31 +6,18 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runCli } from '../../src/cli/index.js';
 import { cliReplica } from '../../src/cli/operator-audit.js';
-import { openStore, text, type Store } from '../../src/store/index.js';
+import { openStore } from '../../src/store/index.js';
 import { verifyAudit } from '../../src/audit/index.js';
 import { initCa } from '../../src/pki/index.js';
 import type { AuditEvent } from '../../src/contracts/audit.js';
 import { isSkip, startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
-import { auditEvents, configText, makeEnv, startGateway, type Env, type Gateway } from '../authenticate/harness.js';
+import { auditEvents } from '../authenticate/harness.js';
+import { actor, chainEvents, cli, startHeldStore, type HeldStore } from './harness.js';
 
 const etcdStarted = await startEtcdCluster({ members: 1 });
-const actor = `${userInfo().username}@${hostname()}`.replace(/[^A-Za-z0-9._@-]/g, '-');
-
-async function cli(args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { out: (l) => out.push(l), err: (l) => err.push(l), env: {}, stopSignal: new Promise(() => undefined) });
-  return { code, out, err };
-}
-
-async function chainEvents(store: Store, chain: string): Promise<AuditEvent[]> {
-  const r = await store.range({ prefix: `/gatehouse/audit/${chain}/` });
-  return r.kvs.map((kv) => (JSON.parse(text(kv.value)) as { event: AuditEvent }).event);
-}
 
 /** Runs the lifecycle on one config and returns what the commands printed. */
 async function lifecycle(file: string): Promise<void> {
@@ -117,25 +104,16 @@ describe('people commands from the CLI, audited on every path', () => {
   });
 
   describe('through the gateway that holds the embedded store', () => {
-    let env: Env;
-    let gw: Gateway;
-    let file: string;
+    let held: HeldStore;
     before(async () => {
-      env = await makeEnv();
-      gw = await startGateway(env);
-      const at = await gw.app.listen();
-      file = path.join(env.dir, 'cli.yaml');
-      await writeFile(file, configText(env).replace('admin: { address: 127.0.0.1, port: 0 }', `admin: { address: 127.0.0.1, port: ${at.admin.port} }`));
+      held = await startHeldStore();
     });
-    after(async () => {
-      await gw?.close();
-      await env?.close();
-    });
+    after(async () => held?.close());
 
     it("each command lands in the gateway's chain, naming the OS user and host the CLI sent", async () => {
-      await lifecycle(file);
-      checkEvents(await auditEvents(env, gw), 'local-api');
-      assert.deepEqual(await chainEvents(env.store, cliReplica()), [], 'no CLI chain: the gateway recorded them');
+      await lifecycle(held.file);
+      checkEvents(await auditEvents(held.env, held.gw), 'local-api');
+      assert.deepEqual(await chainEvents(held.env.store, cliReplica()), [], 'no CLI chain: the gateway recorded them');
     });
   });
 

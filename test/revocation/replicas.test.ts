@@ -249,4 +249,38 @@ describe('revocation across replicas (etcd + NATS)', { skip }, () => {
     assert.match(text, /ERR_REVOCATION_FORBIDDEN/);
   });
 
+  it('a lift through A (gatehouse revoke lift, etcd + NATS) reaches B: the service and the user are served again, and a replay of the old revocation does not bring them back', async () => {
+    const env = { GATEHOUSE_STORE_KIND: 'etcd', GATEHOUSE_STORE_ENDPOINTS: cluster.endpoints.join(','), GATEHOUSE_BUS_KIND: 'nats', GATEHOUSE_BUS_SERVERS: nats.url };
+    const cli = async (...args: string[]): Promise<Record<string, unknown>> => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runCli([...args, '--config', f.configFile], { out: (l) => out.push(l), err: (l) => err.push(l), env, stopSignal: new Promise(() => undefined) });
+      assert.equal(code, 0, err.join('\n'));
+      return JSON.parse(out[0]!) as Record<string, unknown>;
+    };
+    const svc = freshCert();
+    const revoked = await cli('revoke', 'service', svc.spiffeId, '--reason', 'suspected');
+    await refusedBy('B refuses the revoked service', () => serviceStatus(b, svc));
+    const lifted = await cli('revoke', 'lift', 'service', svc.spiffeId, '--reason', 'false alarm');
+    assert.deepEqual([lifted.lifted, lifted.id, lifted.revokedAt], [true, svc.spiffeId, revoked.revokedAt]);
+    const t0 = performance.now();
+    await waitFor('B serves the service again', async () => ((await serviceStatus(b, svc)) === 200 ? true : undefined), 10_000, 5);
+    console.log(JSON.stringify({ test: 'lift-through-a-served-by-b', ms: +(performance.now() - t0).toFixed(1) }));
+    assert.equal(b.app.revocationSet!.has('service', svc.spiffeId), false);
+
+    // a person: revoked (their sessions end), a new session refused while revoked, served once lifted
+    await createSession(a.store, { userId: 'lena', roles: { payments: ['ops-admin'] } });
+    await cli('revoke', 'user', 'lena');
+    await waitFor('B holds the user revocation', async () => (b.app.revocationSet!.has('user', 'lena') ? true : undefined), 10_000, 5);
+    const later = await createSession(a.store, { userId: 'lena', roles: { payments: ['ops-admin'] } });
+    await waitFor('B refuses lena', async () => ((await humanStatus(b, later.cookie)) === 'ERR_USER_REVOKED' ? true : undefined), 10_000, 20);
+    await cli('revoke', 'lift', 'user', 'lena');
+    await waitFor('B serves lena again', async () => ((await humanStatus(b, later.cookie)) === 200 ? true : undefined), 10_000, 20);
+
+    // the revocation message arrives again (a JetStream replay, a late publisher): B keeps serving
+    const { created: _c, key: _k, published: _p, sessionsEnded: _s, via: _v, ...record } = revoked;
+    assert.ok((await publishRevocation(a.bus, record as unknown as RevocationRecord)) !== null);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await serviceStatus(b, svc), 200, 'an older bus message does not bring a lifted revocation back');
+  });
 });

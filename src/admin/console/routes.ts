@@ -10,7 +10,7 @@ import { GatehouseError, isGatehouseError } from '../../errors.js';
 import type { Clock } from '../../lib/clock.js';
 import { rangePages, type Store } from '../../store/index.js';
 import { SESSIONS_PREFIX, SESSION_SUMMARY } from '../../store/keys.js';
-import type { AuditSink } from '../../contracts/audit.js';
+import type { AuditEvent, AuditSink, OperatorAction } from '../../contracts/audit.js';
 import type { PolicyState } from '../../authorize/types.js';
 import { PAGE_HEADERS, sendHtml } from '../../authenticate/http/context.js';
 import { errorPage } from '../../authenticate/http/pages.js';
@@ -93,6 +93,20 @@ export async function listSessions(store: Store, now: number): Promise<LiveSessi
   return out.sort((a, b) => b.createdAt - a.createdAt);
 }
 
+/** A console read's event: the reader is its user.id and its actor (the same actor fields as an operator action's). */
+function consoleEvent(d: Pick<ConsoleDeps, 'clock'>, action: OperatorAction, who: ConsoleCaller, req: FastifyRequest): Omit<AuditEvent, 'event.outcome'> {
+  return {
+    '@timestamp': new Date(d.clock.now()).toISOString(),
+    'event.action': action,
+    'user.id': who.userId,
+    'gatehouse.actor': who.userId,
+    'gatehouse.actor_kind': 'session',
+    'gatehouse.sid': who.sid,
+    'gatehouse.channel': 'console',
+    'gatehouse.request_id': req.id,
+  };
+}
+
 export function consoleRoutes(app: FastifyInstance, d: ConsoleDeps): void {
   const assets = loadAssets();
 
@@ -111,7 +125,7 @@ export function consoleRoutes(app: FastifyInstance, d: ConsoleDeps): void {
       return sendHtml(reply, who.status, errorPage({ title: 'Request refused', code: who.code, message: who.message, next: 'Sign in again.', requestId: req.id }));
     }
     if (!isReader(who)) {
-      d.audit.append({ '@timestamp': new Date(d.clock.now()).toISOString(), 'event.action': 'admin.console.open', 'event.outcome': 'failure', 'user.id': who.userId, 'gatehouse.error_code': 'ERR_ADMIN_FORBIDDEN', 'gatehouse.request_id': req.id });
+      d.audit.append({ ...consoleEvent(d, 'admin.console.open', who, req), 'event.outcome': 'failure', 'gatehouse.error_code': 'ERR_ADMIN_FORBIDDEN' });
       return sendHtml(reply, 403, errorPage({
         title: 'Access denied',
         code: 'ERR_ADMIN_FORBIDDEN',
@@ -124,12 +138,12 @@ export function consoleRoutes(app: FastifyInstance, d: ConsoleDeps): void {
   });
 
   /** A read API: the caller must be a reader; the read is audited either way. */
-  const read = (p: string, action: string, body: (req: FastifyRequest, who: ConsoleCaller) => Promise<unknown>): void => {
+  const read = (p: string, action: OperatorAction, body: (req: FastifyRequest, who: ConsoleCaller) => Promise<unknown>): void => {
     app.get(p, async (req, reply) => {
       void reply.header('cache-control', 'no-store');
       const who = d.caller(req);
       if (who instanceof GatehouseError) throw who;
-      const base = { '@timestamp': new Date(d.clock.now()).toISOString(), 'event.action': action, 'user.id': who.userId, 'gatehouse.sid': who.sid, 'gatehouse.request_id': req.id } as const;
+      const base = consoleEvent(d, action, who, req);
       if (!isReader(who)) {
         d.audit.append({ ...base, 'event.outcome': 'failure', 'gatehouse.error_code': 'ERR_ADMIN_FORBIDDEN' });
         throw new GatehouseError('ERR_ADMIN_FORBIDDEN', 'the console needs gatehouse:security-auditor or gatehouse:security-admin');
